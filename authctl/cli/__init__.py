@@ -1,0 +1,96 @@
+"""The ``authctl`` command line: parse, call the library, render.
+
+``BoundaryGroup`` is the one error boundary: a known ``AuthctlError`` becomes a
+one-line message on stderr and its documented exit code; anything else becomes
+a generic one-line "internal error" (``AUTHCTL_DEBUG=1`` shows the traceback).
+Tracebacks never show local variables.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import AuthctlError
+from .common import state
+
+
+class BoundaryGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AuthctlError as exc:
+            if os.environ.get("AUTHCTL_DEBUG") == "1":
+                raise
+            from ..render import error
+
+            error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("AUTHCTL_DEBUG") == "1" or _is_click_exception(exc):
+                raise
+            from ..render import error
+
+            error(f"internal error ({type(exc).__name__}); rerun with AUTHCTL_DEBUG=1 for the traceback")
+            raise typer.Exit(1) from None
+
+
+def _is_click_exception(exc: Exception) -> bool:
+    return type(exc).__module__.startswith(("typer", "click"))
+
+
+app = typer.Typer(
+    cls=BoundaryGroup,
+    name="authctl",
+    help="Administer, issue and test authentication (401) and authorization (403) for FastAPI apps.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"authctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    db: Annotated[Optional[str], typer.Option("--db", help="Database file (env AUTHCTL_DB; default ./authctl.db).", show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+    insecure_permissions: Annotated[bool, typer.Option("--insecure-permissions", help="Open a database readable by group/others.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    state.db_option = db
+    state.json = json_output
+    state.insecure_permissions = insecure_permissions
+
+
+def _register() -> None:
+    from . import admin, roles, users
+
+    app.add_typer(users.app, name="user", help="Users: add, list, show, passwords, roles, import/export.")
+    app.add_typer(roles.app, name="role", help="Roles: permissions and inheritance.")
+    admin.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="authctl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

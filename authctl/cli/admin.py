@@ -1,0 +1,103 @@
+"""Top-level commands: ``init``, ``perm list``, ``log``, ``config show|set``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .. import render
+from .common import JsonFlag, state
+
+
+def init(
+    issuer: Annotated[Optional[str], typer.Option("--issuer", help="iss claim of issued tokens.")] = None,
+    audience: Annotated[Optional[str], typer.Option("--audience", help="aud claim ('' omits it).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Create a new auth database (mode 0600)."""
+    from ..store import Store, resolve_db_path
+
+    path = resolve_db_path(state.db_option)
+    store = Store.create(path)
+    try:
+        with store.transaction():
+            if issuer is not None:
+                store.set_setting("issuer", issuer)
+            if audience is not None:
+                store.set_setting("audience", audience)
+    except BaseException:
+        store.close()
+        path.unlink(missing_ok=True)
+        raise
+    with store:
+        if state.wants_json(json_output):
+            render.emit_json({"database": str(path), "schema_version": store.schema_version})
+        else:
+            render.success(f"created {path} (schema version {store.schema_version})")
+            render.note("next: authctl role add admin && authctl user add NAME --role admin")
+
+
+perm_app = typer.Typer(no_args_is_help=True)
+
+
+@perm_app.command("list")
+def perm_list(json_output: JsonFlag = False) -> None:
+    """Every permission and the roles that grant it directly."""
+    with state.open_store() as store:
+        permissions = store.list_permissions()
+    if state.wants_json(json_output):
+        render.emit_json([render.permission_json(p) for p in permissions])
+    elif permissions:
+        render.permissions_table(permissions)
+    else:
+        render.note("no permissions yet: `authctl role grant ROLE resource:action`")
+
+
+def log(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100000, help="Newest entries to show.")] = 50,
+    action: Annotated[Optional[str], typer.Option("--action", help="Filter: an action (user.add) or a group (user).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="Filter: the user, role or key changed.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Who changed what, and when (newest first)."""
+    with state.open_store() as store:
+        entries = store.audit_log(limit=limit, action=action, target=target)
+    if state.wants_json(json_output):
+        render.emit_json([render.audit_json(entry) for entry in entries])
+    elif entries:
+        render.audit_table(entries)
+    else:
+        render.note("no matching log entries")
+
+
+config_app = typer.Typer(no_args_is_help=True)
+
+
+@config_app.command("show")
+def config_show(json_output: JsonFlag = False) -> None:
+    """Effective settings and where each comes from."""
+    with state.open_store() as store:
+        settings, stored = store.settings(), store.stored_settings()
+    if state.wants_json(json_output):
+        render.emit_json(settings.as_dict())
+    else:
+        render.settings_table(settings, stored)
+
+
+@config_app.command("set")
+def config_set(
+    key: Annotated[str, typer.Argument(help="Setting name (see `authctl config show`).", show_default=False)],
+    value: Annotated[str, typer.Argument(help="New value (durations as 15m, 1h, 7d).", show_default=False)],
+) -> None:
+    """Change a stored setting (validated; recorded in the log)."""
+    with state.open_store() as store:
+        parsed = store.set_setting(key, value)
+    render.success(f"{key} = {parsed}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(perm_app, name="perm", help="Permissions: who grants them.")
+    app.command("log")(log)
+    app.add_typer(config_app, name="config", help="Settings: issuer, audience, lifetimes, hashing, password policy.")

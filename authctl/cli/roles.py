@@ -1,0 +1,108 @@
+"""``authctl role ...``"""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from .. import render
+from ..errors import InvalidInput
+from .common import JsonFlag, state
+
+app = typer.Typer(no_args_is_help=True)
+
+RoleName = Annotated[str, typer.Argument(help="Role name (lower-case identifier).", show_default=False)]
+Inherits = Annotated[Optional[List[str]], typer.Option("--inherits", "-i", help="Role whose permissions this role includes (repeatable).")]
+Permissions = Annotated[Optional[List[str]], typer.Argument(help="Permissions as resource:action (or resource:*).", show_default=False)]
+
+
+def _emit(store, name: str, as_json: bool) -> None:
+    role, effective = store.get_role(name), store.role_permissions(name)
+    if as_json:
+        render.emit_json(render.role_json(role, effective))
+    else:
+        render.role_detail(role, effective)
+
+
+@app.command("add")
+def add(
+    name: RoleName,
+    inherits: Inherits = None,
+    description: Annotated[str, typer.Option("--description", "-d", help="What the role is for.")] = "",
+    json_output: JsonFlag = False,
+) -> None:
+    """Add a role, optionally inheriting other roles."""
+    with state.open_store() as store:
+        role = store.add_role(name, description, inherits or [])
+        if state.wants_json(json_output):
+            render.emit_json(render.role_json(role, store.role_permissions(name)))
+        else:
+            render.success(f"added role {role.name}" + (f" (inherits {', '.join(role.inherits)})" if role.inherits else ""))
+
+
+@app.command("list")
+def list_roles(json_output: JsonFlag = False) -> None:
+    """List roles with their permissions, inherited roles and member counts."""
+    with state.open_store() as store:
+        roles = store.list_roles()
+        if state.wants_json(json_output):
+            render.emit_json([render.role_json(role) for role in roles])
+        elif roles:
+            render.roles_table(roles)
+        else:
+            render.note("no roles yet: `authctl role add NAME`")
+
+
+@app.command("show")
+def show(name: RoleName, json_output: JsonFlag = False) -> None:
+    """A role's own and inherited permissions."""
+    with state.open_store() as store:
+        _emit(store, name, state.wants_json(json_output))
+
+
+@app.command("remove")
+def remove(
+    name: RoleName,
+    force: Annotated[bool, typer.Option("--force", help="Also unassign it from users and other roles.")] = False,
+) -> None:
+    """Remove a role; an assigned or inherited role needs --force."""
+    with state.open_store() as store:
+        affected = store.remove_role(name, force=force)
+        render.success(f"removed role {name}" + (f"; unassigned from {affected} user(s)" if affected else ""))
+
+
+@app.command("grant")
+def grant(name: RoleName, permissions: Permissions = None, inherits: Inherits = None, json_output: JsonFlag = False) -> None:
+    """Grant permissions to a role (and/or make it inherit roles)."""
+    if not permissions and not inherits:
+        raise InvalidInput("name at least one permission or --inherits ROLE")
+    with state.open_store() as store:
+        with store.transaction():
+            if permissions:
+                store.grant(name, permissions)
+            if inherits:
+                store.include_roles(name, inherits)
+        if state.wants_json(json_output):
+            _emit(store, name, True)
+        else:
+            render.success(f"role {name} updated")
+            _emit(store, name, False)
+
+
+@app.command("revoke")
+def revoke(name: RoleName, permissions: Permissions = None, inherits: Inherits = None, json_output: JsonFlag = False) -> None:
+    """Revoke permissions from a role (and/or stop it inheriting roles)."""
+    if not permissions and not inherits:
+        raise InvalidInput("name at least one permission or --inherits ROLE")
+    with state.open_store() as store:
+        with store.transaction():
+            if permissions:
+                store.revoke(name, permissions)
+            if inherits:
+                store.exclude_roles(name, inherits)
+        if state.wants_json(json_output):
+            _emit(store, name, True)
+        else:
+            render.success(f"role {name} updated")
+            _emit(store, name, False)

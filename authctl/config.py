@@ -1,0 +1,166 @@
+"""Settings: option > AUTHCTL_* environment variable > stored setting > default.
+
+Every setting is declared once in ``SPECS`` with its parser, so ``config set``,
+the environment and the database all validate the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+from .errors import InvalidInput
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int) -> int:
+    """'15m', '1h', '7d', '30s' or plain seconds -> seconds."""
+    if isinstance(text, int):
+        return text
+    match = _DURATION.match(str(text).lower())
+    if not match:
+        raise InvalidInput(f"invalid duration {str(text)[:20]!r}: use e.g. 30s, 15m, 1h, 7d")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def format_duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"expected a whole number, got {str(value)[:20]!r}") from None
+        if not low <= number <= high:
+            raise InvalidInput(f"must be between {low} and {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _duration_range(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        seconds = parse_duration(value)
+        if not low <= seconds <= high:
+            raise InvalidInput(
+                f"must be between {format_duration(low)} and {format_duration(high)}, "
+                f"got {format_duration(seconds)}"
+            )
+        return seconds
+
+    return parse
+
+
+def _text(max_len: int) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        if len(text) > max_len or any(ord(c) < 32 for c in text):
+            raise InvalidInput(f"must be printable text of at most {max_len} characters")
+        return text
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in options:
+            raise InvalidInput(f"must be one of {', '.join(options)}, got {text[:20]!r}")
+        return text
+
+    return parse
+
+
+def _boolean(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInput(f"must be true or false, got {text[:20]!r}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+
+DAY = 86400
+SPECS: dict[str, Spec] = {
+    "issuer": Spec(_text(200), "authctl", "iss claim of issued tokens"),
+    "audience": Spec(_text(200), "authctl", "aud claim; empty omits the claim"),
+    "access_ttl": Spec(_duration_range(10, 30 * DAY), 900, "lifetime of access tokens"),
+    "refresh_ttl": Spec(_duration_range(60, 365 * DAY), 7 * DAY, "lifetime of refresh tokens"),
+    "max_ttl": Spec(_duration_range(60, 365 * DAY), 30 * DAY, "longest lifetime any token may have"),
+    "leeway": Spec(_duration_range(0, 300), 30, "clock skew allowed on exp/nbf/iat"),
+    "sub_claim": Spec(_choice("uid", "username"), "uid", "what the sub claim holds"),
+    "argon2_memory_kib": Spec(_int_range(19456, 4 * 1024 * 1024), 19456, "argon2id memory (KiB)"),
+    "argon2_time_cost": Spec(_int_range(2, 100), 2, "argon2id iterations"),
+    "argon2_parallelism": Spec(_int_range(1, 64), 1, "argon2id lanes"),
+    "password_min_length": Spec(_int_range(8, 1024), 8, "shortest password accepted"),
+    "lockout_threshold": Spec(_int_range(0, 10_000), 10, "failed logins before a lock (0: never)"),
+    "hide_forbidden_detail": Spec(_boolean, False, "403 bodies do not name the missing permission"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str = SPECS["issuer"].default
+    audience: str = SPECS["audience"].default
+    access_ttl: int = SPECS["access_ttl"].default
+    refresh_ttl: int = SPECS["refresh_ttl"].default
+    max_ttl: int = SPECS["max_ttl"].default
+    leeway: int = SPECS["leeway"].default
+    sub_claim: str = SPECS["sub_claim"].default
+    argon2_memory_kib: int = SPECS["argon2_memory_kib"].default
+    argon2_time_cost: int = SPECS["argon2_time_cost"].default
+    argon2_parallelism: int = SPECS["argon2_parallelism"].default
+    password_min_length: int = SPECS["password_min_length"].default
+    lockout_threshold: int = SPECS["lockout_threshold"].default
+    hide_forbidden_detail: bool = SPECS["hide_forbidden_detail"].default
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def parse_setting(key: str, value: Any) -> Any:
+    """Validate one setting; the error names the key."""
+    spec = SPECS.get(key)
+    if spec is None:
+        raise InvalidInput(f"unknown setting {key[:40]!r}; known: {', '.join(SPECS)}")
+    try:
+        return spec.parse(value)
+    except InvalidInput as exc:
+        raise InvalidInput(f"setting {key}: {exc}") from None
+
+
+def resolve(
+    stored: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for key in SPECS:
+        env_value = environ.get(f"AUTHCTL_{key.upper()}")
+        if overrides and overrides.get(key) is not None:
+            values[key] = parse_setting(key, overrides[key])
+        elif env_value is not None:
+            values[key] = parse_setting(key, env_value)
+        elif key in stored:
+            values[key] = parse_setting(key, stored[key])
+    settings = Settings(**values)
+    if settings.access_ttl > settings.max_ttl or settings.refresh_ttl > settings.max_ttl:
+        raise InvalidInput("access_ttl and refresh_ttl must not exceed max_ttl")
+    return settings

@@ -1,0 +1,147 @@
+"""Password policy and hashing over the passlib API (provided by libpass).
+
+New hashes are argon2id with the stored parameters (never below OWASP's
+m=19 MiB, t=2, p=1). bcrypt and pbkdf2_sha256 hashes from an import are
+verified and marked for upgrade: the next successful login rehashes them.
+Passwords are NFKC-normalised and never truncated.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from difflib import SequenceMatcher
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterator
+
+from .errors import InvalidInput, PasswordRejected
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+MAX_CHARS = 1024
+MAX_BYTES = 4096
+BCRYPT_MAX_BYTES = 72
+ACCEPTED_SCHEMES = ("argon2", "bcrypt", "pbkdf2_sha256")
+
+
+def normalize(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def check_policy(password: str, username: str | None, min_length: int = 8) -> str:
+    """Return the normalised password, or raise PasswordRejected naming the rule."""
+    password = normalize(password)
+    if len(password) > MAX_CHARS or len(password.encode("utf-8")) > MAX_BYTES:
+        raise PasswordRejected(f"password rejected: longer than {MAX_CHARS} characters or {MAX_BYTES} bytes")
+    if len(password) < min_length:
+        raise PasswordRejected(f"password rejected: shorter than {min_length} characters")
+    if any(unicodedata.category(c) == "Cc" for c in password):
+        raise PasswordRejected("password rejected: contains control characters")
+    if username:
+        folded, name = password.casefold(), normalize(username).casefold()
+        if folded == name or (len(name) >= 3 and name in folded and len(folded) - len(name) < 4) or (
+            SequenceMatcher(None, folded, name).ratio() >= 0.75
+        ):
+            raise PasswordRejected("password rejected: too similar to the username")
+    if password.casefold() in _common_passwords():
+        raise PasswordRejected("password rejected: it is in a list of commonly used passwords")
+    return password
+
+
+def generate() -> str:
+    """A strong random password (about 119 bits)."""
+    return secrets.token_urlsafe(15) + "-" + secrets.token_urlsafe(5)
+
+
+class Hasher:
+    """argon2id with the configured parameters; verifies legacy hashes."""
+
+    def __init__(self, memory_kib: int = 19456, time_cost: int = 2, parallelism: int = 1):
+        from passlib.context import CryptContext
+
+        self.params = (memory_kib, time_cost, parallelism)
+        self._context = CryptContext(
+            schemes=list(ACCEPTED_SCHEMES),
+            deprecated=["bcrypt", "pbkdf2_sha256"],
+            argon2__type="ID",
+            argon2__memory_cost=memory_kib,
+            argon2__rounds=time_cost,
+            argon2__parallelism=parallelism,
+        )
+        self._dummy_hash: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Hasher":
+        return cls(settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
+
+    def hash(self, password: str) -> str:
+        return self._context.hash(normalize(password))
+
+    def verify(self, password: str, stored_hash: str | None) -> tuple[bool, str | None]:
+        """(matches, new hash if the stored one should be upgraded)."""
+        if not stored_hash:
+            self.dummy_verify()
+            return False, None
+        password = normalize(password)
+        candidate = password
+        if self._context.identify(stored_hash, required=False) == "bcrypt":
+            candidate = password.encode("utf-8")[:BCRYPT_MAX_BYTES].decode("utf-8", "ignore")
+        try:
+            ok = self._context.verify(candidate, stored_hash)
+        except (ValueError, TypeError):
+            return False, None
+        if ok and self._context.needs_update(stored_hash):
+            return True, self.hash(password)  # rehash from the full password, not the bcrypt prefix
+        return ok, None
+
+    def needs_update(self, stored_hash: str) -> bool:
+        return self._context.needs_update(stored_hash)
+
+    def dummy_verify(self) -> None:
+        """Spend the time of a real verify, so unknown users cost as much as known ones."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hash(secrets.token_urlsafe(16))
+        self._context.verify("not-the-password", self._dummy_hash)
+
+
+def check_importable_hash(stored_hash: str) -> str:
+    """Accept an argon2, bcrypt or pbkdf2_sha256 hash from an import file."""
+    from passlib.context import CryptContext
+
+    scheme = CryptContext(schemes=list(ACCEPTED_SCHEMES)).identify(stored_hash, required=False)
+    if scheme is None:
+        raise InvalidInput("password_hash is not an argon2, bcrypt or pbkdf2_sha256 hash")
+    return scheme
+
+
+def hash_many(passwords: list[str], params: tuple[int, int, int], workers: int) -> Iterator[str]:
+    """Yield hashes in order, computed in ``workers`` processes (for bulk imports)."""
+    if workers <= 1 or len(passwords) < 4:
+        hasher = Hasher(*params)
+        yield from (hasher.hash(p) for p in passwords)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(params,)) as pool:
+        yield from pool.map(_hash_in_worker, passwords, chunksize=4)
+
+
+_worker_hasher: Hasher | None = None
+
+
+def _init_worker(params: tuple[int, int, int]) -> None:
+    global _worker_hasher
+    _worker_hasher = Hasher(*params)
+
+
+def _hash_in_worker(password: str) -> str:
+    assert _worker_hasher is not None
+    return _worker_hasher.hash(password)

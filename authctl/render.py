@@ -1,0 +1,212 @@
+"""All terminal output: Rich for people, JSON for scripts.
+
+Data goes to stdout; messages (errors, warnings, hints) go to stderr. Untrusted
+strings (names, claims) are always wrapped in ``Text`` so they are never parsed
+as Rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .config import Settings
+    from .store import Access, AuditEntry, Permission, Role, User
+
+
+def _console(stream: Any) -> "Console":
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, soft_wrap=False)
+
+
+def out() -> "Console":
+    """A console on the current stdout (tests swap the stream, so none is cached)."""
+    return _console(sys.stdout)
+
+
+def err() -> "Console":
+    return _console(sys.stderr)
+
+
+def text(value: Any, style: str = "") -> Any:
+    from rich.text import Text
+
+    return Text("" if value is None else str(value), style=style)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def emit_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def error(message: str) -> None:
+    """The one-line error; the message itself is printed literally."""
+    first_line = message.strip().splitlines()[0] if message.strip() else "error"
+    err().print(text("error: ", "bold red") + text(first_line))
+
+
+def warn(message: str) -> None:
+    err().print(text("warning: ", "bold yellow") + text(message))
+
+
+def note(message: str) -> None:
+    err().print(text(message, "dim"))
+
+
+def success(message: str) -> None:
+    err().print(text("✓ ", "green") + text(message))
+
+
+def _table(*columns: str, title: str | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+# --------------------------------------------------------------------------- users
+
+
+def user_json(user: "User", access: "Access | None" = None, login: tuple[int, bool] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "username": user.username,
+        "uid": user.uid,
+        "status": user.status,
+        "roles": list(user.roles),
+        "token_version": user.token_version,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "password_changed_at": user.password_changed_at,
+        "last_login_at": user.last_login_at,
+    }
+    if access is not None:
+        data["all_roles"] = [{"role": role, "via": via} for role, via in access.roles.items()]
+        data["permissions"] = [{"permission": p, "granted_by": role} for p, role in sorted(access.permissions.items())]
+    if login is not None:
+        data["failed_logins"], data["locked"] = login
+    return data
+
+
+def users_table(users: Iterable["User"]) -> None:
+    table = _table("username", "status", "roles", "created")
+    for user in users:
+        table.add_row(
+            text(user.username), text(user.status, "green" if not user.disabled else "red"),
+            text(", ".join(user.roles) or "—"), text(user.created_at),
+        )
+    out().print(table)
+
+
+def user_detail(user: "User", access: "Access", login: tuple[int, bool]) -> None:
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    status = text(user.status, "green" if not user.disabled else "bold red")
+    if login[1]:
+        status.append(" (locked: `authctl user unlock`)", style="bold red")
+    rows = [
+        ("user", text(user.username)), ("uid", text(user.uid)), ("status", status),
+        ("failed logins", text(login[0])), ("token version", text(user.token_version)),
+        ("created", text(user.created_at)), ("password changed", text(user.password_changed_at or "never")),
+        ("last login", text(user.last_login_at or "never")),
+    ]
+    for label, value in rows:
+        grid.add_row(label, value)
+    out().print(grid)
+    roles = _table("role", "how", title="Roles")
+    for role, via in access.roles.items():
+        roles.add_row(text(role), text("assigned directly" if via is None else f"inherited via {via}", "dim" if via else ""))
+    out().print(roles if access.roles else text("Roles: none", "yellow"))
+    perms = _table("permission", "granted by role", title="Effective permissions")
+    for permission, role in sorted(access.permissions.items()):
+        perms.add_row(text(permission), text(role))
+    out().print(perms if access.permissions else text("Effective permissions: none", "yellow"))
+
+
+# --------------------------------------------------------------------------- roles, permissions
+
+
+def role_json(role: "Role", effective: dict[str, str] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": role.name, "description": role.description, "permissions": list(role.permissions),
+        "inherits": list(role.inherits), "members": role.members, "created_at": role.created_at,
+    }
+    if effective is not None:
+        data["effective_permissions"] = [{"permission": p, "granted_by": r} for p, r in sorted(effective.items())]
+    return data
+
+
+def roles_table(roles: Iterable["Role"]) -> None:
+    table = _table("role", "permissions", "inherits", "members")
+    for role in roles:
+        table.add_row(
+            text(role.name), text(", ".join(role.permissions) or "—"), text(", ".join(role.inherits) or "—"),
+            text(role.members),
+        )
+    out().print(table)
+
+
+def role_detail(role: "Role", effective: dict[str, str]) -> None:
+    out().print(text(role.name, "bold") + text(f"  {role.description}" if role.description else ""))
+    out().print(text(f"inherits: {', '.join(role.inherits) or 'nothing'}   members: {role.members}"))
+    table = _table("permission", "granted by role", title="Effective permissions")
+    for permission, granted_by in sorted(effective.items()):
+        table.add_row(text(permission), text(granted_by if granted_by != role.name else f"{granted_by} (own)"))
+    out().print(table if effective else text("Effective permissions: none", "yellow"))
+
+
+def permission_json(permission: "Permission", routes: list[str] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"permission": permission.name, "roles": list(permission.roles)}
+    if routes is not None:
+        data["routes"] = routes
+    return data
+
+
+def permissions_table(permissions: Iterable["Permission"], routes: dict[str, list[str]] | None = None) -> None:
+    columns = ["permission", "granted directly to"] + (["required by routes"] if routes is not None else [])
+    table = _table(*columns)
+    for permission in permissions:
+        row = [text(permission.name), text(", ".join(permission.roles) or "—")]
+        if routes is not None:
+            row.append(text(", ".join(routes.get(permission.name, [])) or "—"))
+        table.add_row(*row)
+    out().print(table)
+
+
+# --------------------------------------------------------------------------- log, config
+
+
+def audit_json(entry: "AuditEntry") -> dict[str, Any]:
+    return {"id": entry.id, "at": entry.at, "actor": entry.actor, "action": entry.action,
+            "target": entry.target, "details": entry.details}
+
+
+def audit_table(entries: Iterable["AuditEntry"]) -> None:
+    table = _table("time", "actor", "action", "target", "details")
+    for entry in entries:
+        details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
+        table.add_row(text(entry.at), text(entry.actor), text(entry.action), text(entry.target), text(details))
+    out().print(table)
+
+
+def settings_table(settings: "Settings", stored: dict[str, Any]) -> None:
+    from .config import SPECS, format_duration
+
+    table = _table("setting", "value", "source", "meaning")
+    for key, value in settings.as_dict().items():
+        shown = format_duration(value) if key.endswith(("_ttl", "leeway")) else value
+        source = "stored" if key in stored else "default"
+        table.add_row(text(key), text(shown), text(source, "dim"), text(SPECS[key].help, "dim"))
+    out().print(table)
