@@ -174,7 +174,16 @@ def _migration_2(db: Any) -> None:
     )
 
 
-MIGRATIONS = (_migration_1, _migration_2)
+def _migration_3(db: Any) -> None:
+    """Refresh-token families: rotation on use, and reuse detection."""
+    db["refresh_tokens"].create(
+        {"jti": str, "family": str, "user_id": int, "expires_at": int, "used_at": str},
+        pk="jti", not_null={"family", "user_id", "expires_at"},
+    )
+    db["refresh_tokens"].create_index(["family"])
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Foreign keys in sqlite-utils' create() carry no ON DELETE clause, so deletes
@@ -815,6 +824,41 @@ class Store:
 
     def is_revoked(self, jti: str) -> bool:
         return self.conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
+
+    # ----------------------------------------------------------------- refresh-token families
+
+    def record_refresh(self, jti: str, family: str, user_id: int, expires_at: int) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?, ?, ?, ?)",
+                (jti, family, user_id, int(expires_at)),
+            )
+
+    def use_refresh(self, jti: str) -> tuple[str | None, bool]:
+        """Mark a refresh token used, atomically: (family, first use?). Unknown jti: (None, False)."""
+        with self.transaction():
+            row = self.conn.execute("SELECT family FROM refresh_tokens WHERE jti = ?", (jti,)).fetchone()
+            if row is None:
+                return None, False
+            cursor = self.conn.execute(
+                "UPDATE refresh_tokens SET used_at = ? WHERE jti = ? AND used_at IS NULL", (utcnow(), jti)
+            )
+        return row[0], bool(cursor.rowcount)
+
+    def revoke_family(self, family: str, reason: str = "refresh token reused") -> int:
+        """Revoke every token of a refresh family (reuse of a rotated token means theft)."""
+        with self.transaction():
+            rows = self.conn.execute(
+                "SELECT jti, expires_at FROM refresh_tokens WHERE family = ?", (family,)
+            ).fetchall()
+            for jti, expires_at in rows:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at, revoked_at, reason) VALUES (?, ?, ?, ?)",
+                    (jti, expires_at, utcnow(), reason),
+                )
+            self.conn.execute("UPDATE refresh_tokens SET used_at = coalesce(used_at, ?) WHERE family = ?", (utcnow(), family))
+            self._audit("token.revoke_family", family, {"tokens": len(rows), "reason": reason}, actor="api")
+        return len(rows)
 
 
 _ACCESS_SQL = """
