@@ -47,9 +47,9 @@ def check_policy(password: str, username: str | None, min_length: int = 8) -> st
         raise PasswordRejected("password rejected: contains control characters")
     if username:
         folded, name = password.casefold(), normalize(username).casefold()
-        if folded == name or (len(name) >= 3 and name in folded and len(folded) - len(name) < 4) or (
-            SequenceMatcher(None, folded, name).ratio() >= 0.75
-        ):
+        rest = folded.replace(name, "") if len(name) >= 3 else folded
+        padded_name = rest != folded and (len(rest) < 4 or not any(c.isalpha() for c in rest))
+        if folded == name or padded_name or SequenceMatcher(None, folded, name).ratio() >= 0.75:
             raise PasswordRejected("password rejected: too similar to the username")
     if password.casefold() in _common_passwords():
         raise PasswordRejected("password rejected: it is in a list of commonly used passwords")

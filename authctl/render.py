@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from .store import Access, AuditEntry, Permission, Role, User
 
 
-def _console(stream: Any) -> "Console":
+def _console(stream: Any, soft_wrap: bool = False) -> "Console":
     from rich.console import Console
 
-    return Console(file=stream, highlight=False, soft_wrap=False)
+    return Console(file=stream, highlight=False, soft_wrap=soft_wrap)
 
 
 def out() -> "Console":
@@ -30,7 +30,8 @@ def out() -> "Console":
 
 
 def err() -> "Console":
-    return _console(sys.stderr)
+    """Messages never wrap: an error stays one line, whatever the terminal width."""
+    return _console(sys.stderr, soft_wrap=True)
 
 
 def text(value: Any, style: str = "") -> Any:

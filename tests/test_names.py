@@ -1,0 +1,69 @@
+"""Name rules for users, roles and permissions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from authctl.errors import InvalidInput
+from authctl.names import (
+    normalize_username, permission_satisfied, username_key, validate_permission, validate_role,
+)
+
+
+@pytest.mark.parametrize("name", ["rahul", "Suman", "a", "x" * 64, "rahul.k@example.com", "zoë", "用户"])
+def test_valid_usernames(name: str) -> None:
+    assert normalize_username(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 65, "has space", "tab\tname", "new\nline", "esc\x1b[31mred", "nul\x00", "zero\u200bwidth", "nbsp\u00a0x"],
+)
+def test_invalid_usernames(name: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid username"):
+        normalize_username(name)
+
+
+def test_error_message_does_not_echo_escape_sequences_raw() -> None:
+    with pytest.raises(InvalidInput) as info:
+        normalize_username("evil\x1b]0;pwned\x07")
+    assert "\x1b" not in str(info.value)
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_username_key_is_stable_and_case_insensitive(name: str) -> None:
+    try:
+        key = username_key(name)
+    except InvalidInput:
+        return
+    assert username_key(key) == key
+    assert username_key(normalize_username(name).upper()) == key or not normalize_username(name).upper().isprintable()
+
+
+@pytest.mark.parametrize("role", ["admin", "student", "course_staff", "tier-2"])
+def test_valid_roles(role: str) -> None:
+    assert validate_role(role) == role
+
+
+@pytest.mark.parametrize("role", ["Admin", "", "2fast", "has space", "a:b", "x" * 65])
+def test_invalid_roles(role: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid role name"):
+        validate_role(role)
+
+
+@pytest.mark.parametrize("perm", ["students:read", "students:*", "admin:access", "course_notes:write-all"])
+def test_valid_permissions(perm: str) -> None:
+    assert validate_permission(perm) == perm
+
+
+@pytest.mark.parametrize("perm", ["students", "Students:read", "*:*", "students:read:x", ":read", "students:", "a:**"])
+def test_invalid_permissions(perm: str) -> None:
+    with pytest.raises(InvalidInput, match="resource:action"):
+        validate_permission(perm)
+
+
+def test_wildcard_covers_every_action_of_its_resource_only() -> None:
+    assert permission_satisfied("students:delete", {"students:*"}) == "students:*"
+    assert permission_satisfied("students:delete", {"students:delete"}) == "students:delete"
+    assert permission_satisfied("courses:delete", {"students:*"}) is None

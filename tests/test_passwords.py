@@ -1,0 +1,110 @@
+"""Password policy and hashing: each rule, legacy hashes and their upgrade."""
+
+from __future__ import annotations
+
+import pytest
+from passlib.hash import bcrypt, pbkdf2_sha256
+
+from authctl.errors import InvalidInput, PasswordRejected
+from authctl.passwords import Hasher, check_importable_hash, check_policy, generate, hash_many
+
+
+@pytest.fixture(scope="module")
+def hasher() -> Hasher:
+    return Hasher()
+
+
+@pytest.mark.parametrize(
+    ("password", "username", "rule"),
+    [
+        ("short7!", "rahul", "shorter than 8"),
+        ("x" * 1025, "rahul", "longer than 1024"),
+        ("😀" * 1025, "rahul", "longer than 1024"),
+        ("ﷺ" * 100, "rahul", "longer than 1024"),  # NFKC expands each to 18 characters: checked after normalising
+        ("rahul", "rahul", "shorter"),
+        ("rahulrahul", "rahul", "similar to the username"),
+        ("Rahul123", "rahul", "similar to the username"),
+        ("Rahul-2024!", "rahul", "similar to the username"),
+        ("rahull", "Rahul", "shorter"),
+        ("suman.k@example", "suman.k@example.com", "similar to the username"),
+        ("password1", "suman", "commonly used"),
+        ("Qwerty123", "suman", "commonly used"),
+        ("tab\there-is-long", "suman", "control characters"),
+    ],
+)
+def test_each_rule_names_itself(password: str, username: str, rule: str) -> None:
+    with pytest.raises(PasswordRejected, match=rule):
+        check_policy(password, username)
+
+
+@pytest.mark.parametrize("password", ["😀" * 1024, "rahul-likes-long-walks", "Vq7#mZ2p", "ω" * 9])
+def test_acceptable_passwords_pass_unchanged(password: str) -> None:
+    assert check_policy(password, "rahul") == password
+
+
+def test_minimum_length_is_a_setting() -> None:
+    assert check_policy("Vq7#mZ2p", "rahul", 8) == "Vq7#mZ2p"
+    with pytest.raises(PasswordRejected, match="shorter than 12"):
+        check_policy("Vq7#mZ2p", "rahul", 12)
+
+
+def test_nfkc_normalisation_makes_compatible_forms_equal(hasher: Hasher) -> None:
+    stored = hasher.hash("ﬁne-Password-42")  # the ligature ﬁ is NFKC "fi"
+    assert hasher.verify("fine-Password-42", stored) == (True, None)
+    assert check_policy("Ｓｔｒｏｎｇ-Ｐａｓｓ-42", "rahul") == "Strong-Pass-42"
+
+
+def test_new_hashes_are_argon2id_with_owasp_parameters(hasher: Hasher) -> None:
+    stored = hasher.hash("Correct-Horse-Battery-9")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert hasher.verify("Correct-Horse-Battery-9", stored) == (True, None)
+    assert hasher.verify("correct-horse-battery-9", stored) == (False, None)
+
+
+def test_raised_parameters_mark_old_hashes_for_upgrade(hasher: Hasher) -> None:
+    stored = hasher.hash("Correct-Horse-Battery-9")
+    stronger = Hasher(memory_kib=32768, time_cost=3)
+    ok, upgraded = stronger.verify("Correct-Horse-Battery-9", stored)
+    assert ok and upgraded is not None and "m=32768,t=3" in upgraded
+
+
+@pytest.mark.parametrize("legacy", [bcrypt, pbkdf2_sha256])
+def test_legacy_hashes_verify_and_are_upgraded_to_argon2id(hasher: Hasher, legacy) -> None:
+    stored = legacy.hash("Legacy-Password-7")
+    assert check_importable_hash(stored) in ("bcrypt", "pbkdf2_sha256")
+    ok, upgraded = hasher.verify("Legacy-Password-7", stored)
+    assert ok and upgraded.startswith("$argon2id$")
+    assert hasher.verify("Legacy-Password-7", upgraded) == (True, None)
+    assert hasher.verify("wrong-password", stored) == (False, None)
+
+
+def test_bcrypt_over_72_bytes_verifies_the_prefix_but_rehashes_the_whole(hasher: Hasher) -> None:
+    long_password = "L" * 72 + "-tail-that-bcrypt-never-saw"
+    stored = bcrypt.hash(long_password.encode()[:72])
+    ok, upgraded = hasher.verify(long_password, stored)
+    assert ok and upgraded is not None
+    assert hasher.verify(long_password, upgraded) == (True, None)
+    assert hasher.verify("L" * 72, upgraded) == (False, None)  # the new hash covers the full password
+
+
+def test_unknown_hash_formats_are_refused_on_import() -> None:
+    with pytest.raises(InvalidInput, match="not an argon2, bcrypt or pbkdf2_sha256"):
+        check_importable_hash("$1$md5crypt$abcdefgh")
+
+
+def test_missing_hash_never_verifies(hasher: Hasher) -> None:
+    assert hasher.verify("anything-at-all", None) == (False, None)
+    assert hasher.verify("anything-at-all", "garbage") == (False, None)
+
+
+def test_generated_passwords_pass_the_policy_and_differ() -> None:
+    first, second = generate(), generate()
+    assert first != second and len(first) >= 20
+    assert check_policy(first, "rahul") == first
+
+
+def test_hash_many_in_processes_matches_one_by_one(hasher: Hasher) -> None:
+    passwords = [f"Bulk-Password-{i}" for i in range(6)]
+    hashes = list(hash_many(passwords, hasher.params, workers=2))
+    assert len(hashes) == 6
+    assert all(hasher.verify(p, h) == (True, None) for p, h in zip(passwords, hashes))
