@@ -211,3 +211,132 @@ def settings_table(settings: "Settings", stored: dict[str, Any]) -> None:
         source = "stored" if key in stored else "default"
         table.add_row(text(key), text(shown), text(source, "dim"), text(SPECS[key].help, "dim"))
     out().print(table)
+
+
+# --------------------------------------------------------------------------- keys, tokens
+
+
+def key_json(key: Any) -> dict[str, Any]:
+    """A signing key without any private material."""
+    return {"kid": key.kid, "alg": key.alg, "status": key.status, "created_at": key.created_at,
+            "retired_at": key.retired_at, "fingerprint": key.fingerprint}
+
+
+_KEY_STYLE = {"active": "bold green", "verifying": "yellow", "retired": "dim"}
+
+
+def keys_table(keys: Iterable[Any]) -> None:
+    table = _table("kid", "alg", "status", "created", "fingerprint")
+    for key in keys:
+        table.add_row(
+            text(key.kid), text(key.alg), text(key.status, _KEY_STYLE.get(key.status, "")),
+            text(key.created_at[:10]), text(key.fingerprint, "dim"),
+        )
+    out().print(table)
+
+
+def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:
+    from .tokens import format_utc, relative
+
+    fields_: dict[str, Any] = {}
+    for name in ("iat", "nbf", "exp"):
+        value = claims.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            fields_[name] = {"utc": format_utc(value), "relative": relative(value, now)}
+    return fields_
+
+
+def issued_json(issued: Any, now: int) -> dict[str, Any]:
+    from .tokens import format_utc
+
+    return {
+        "token": issued.token, "token_type": issued.token_type, "header": issued.header, "claims": issued.claims,
+        "expires_at": issued.expires_at, "expires_at_utc": format_utc(issued.expires_at),
+        "expires_in": issued.expires_at - now,
+    }
+
+
+def identity_json(identity: Any) -> dict[str, Any]:
+    return {
+        "valid": True, "username": identity.user.username, "uid": identity.user.uid,
+        "token_type": identity.token_type, "kid": identity.kid, "jti": identity.jti,
+        "expires_at": identity.expires_at, "roles": list(identity.user.roles), "claims": identity.claims,
+    }
+
+
+def inspection_json(inspection: Any, now: int) -> dict[str, Any]:
+    return {
+        "verified": inspection.verified, "valid": inspection.valid, "keys": inspection.key_source,
+        "header": inspection.header, "claims": inspection.claims,
+        "times": _time_fields(inspection.claims or {}, now),
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in inspection.checks],
+        "failing": [c.name for c in inspection.failing],
+        "warnings": list(inspection.warnings),
+    }
+
+
+def _members_grid(members: dict[str, Any], now: int) -> Any:
+    from rich.table import Table
+
+    from .tokens import format_utc, relative
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for name, value in members.items():
+        shown = text(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value)
+        if name in ("iat", "nbf", "exp") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            word = {"exp": ("expires in {}", "expired {} ago", "expires now"),
+                    "nbf": ("valid in {}", "valid since {} ago", "valid from now"),
+                    "iat": ("issued in {} (in the future!)", "issued {} ago", "issued just now")}[name]
+            shown.append(f"  {format_utc(value)}, {relative(value, now, *word)}", style="cyan")
+        grid.add_row(text(name), shown)
+    return grid
+
+
+_MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("–", "dim")}
+
+
+def inspection_report(inspection: Any, now: int) -> None:
+    """Header, claims (times in UTC and relative), every check, warnings, and the verdict."""
+    from rich.panel import Panel
+
+    console = out()
+    if not inspection.verified:
+        console.print(Panel(
+            text("UNVERIFIED — no known key verified this signature. Anyone could have written these "
+                 "claims: do not trust them.", "bold"),
+            title="UNVERIFIED", border_style="bold red", style="red",
+        ))
+    if inspection.header is not None:
+        console.print(text("Header", "bold underline"))
+        console.print(_members_grid(inspection.header, now))
+    if inspection.claims is not None:
+        console.print(text("Claims", "bold underline"))
+        console.print(_members_grid(inspection.claims, now))
+    console.print(text("Checks", "bold underline"))
+    table = _table("", "check", "detail")
+    for check in inspection.checks:
+        mark, style = _MARK[check.ok]
+        table.add_row(text(mark, style), text(check.name), text(check.detail, "red" if check.ok is False else ""))
+    console.print(table)
+    for warning in inspection.warnings:
+        console.print(text("warning: ", "bold yellow") + text(warning))
+    failing = [c.name for c in inspection.failing]
+    if inspection.valid:
+        verdict = text("VALID", "bold green")
+        if failing:
+            verdict.append(f" (informational: {', '.join(failing)})", style="yellow")
+    else:
+        verdict = text("INVALID", "bold red")
+        if failing:
+            verdict.append(f": {len(failing)} failing check{'s' if len(failing) != 1 else ''}: {', '.join(failing)}")
+    console.print(text("Verdict: ", "bold") + verdict)
+
+
+def revocation_json(revocation: Any) -> dict[str, Any]:
+    from .tokens import format_utc
+
+    return {"jti": revocation.jti, "revoked": revocation.newly or not revocation.already_expired,
+            "newly_revoked": revocation.newly, "already_expired": revocation.already_expired,
+            "until": revocation.expires_at, "until_utc": format_utc(revocation.expires_at)}

@@ -825,6 +825,18 @@ class Store:
     def is_revoked(self, jti: str) -> bool:
         return self.conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
 
+    def has_revocations(self) -> bool:
+        """Whether any jti is denylisted at all (verifiers skip the lookup while none is)."""
+        return self.conn.execute("SELECT EXISTS (SELECT 1 FROM revoked_tokens)").fetchone()[0] == 1
+
+    def change_stamp(self) -> tuple[int, int]:
+        """Differs whenever any connection has committed a change since the last call.
+
+        ``data_version`` moves on other connections' commits, ``total_changes`` on this
+        one's; together a cheap test for "keys, settings or revocations may have changed".
+        """
+        return self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes
+
     # ----------------------------------------------------------------- refresh-token families
 
     def record_refresh(self, jti: str, family: str, user_id: int, expires_at: int) -> None:

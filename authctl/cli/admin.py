@@ -13,11 +13,14 @@ from .common import JsonFlag, state
 def init(
     issuer: Annotated[Optional[str], typer.Option("--issuer", help="iss claim of issued tokens.")] = None,
     audience: Annotated[Optional[str], typer.Option("--audience", help="aud claim ('' omits it).")] = None,
+    alg: Annotated[str, typer.Option("--alg", help="First signing key: ES256, EdDSA, RS256 or HS256.")] = "ES256",
     json_output: JsonFlag = False,
 ) -> None:
-    """Create a new auth database (mode 0600)."""
+    """Create a new auth database (mode 0600) and its first signing key."""
+    from .. import keys
     from ..store import Store, resolve_db_path
 
+    key = keys.generate(alg)  # before the file exists: a bad --alg leaves nothing behind
     path = resolve_db_path(state.db_option)
     store = Store.create(path)
     try:
@@ -26,15 +29,17 @@ def init(
                 store.set_setting("issuer", issuer)
             if audience is not None:
                 store.set_setting("audience", audience)
+            store.add_key(key)
     except BaseException:
         store.close()
         path.unlink(missing_ok=True)
         raise
     with store:
         if state.wants_json(json_output):
-            render.emit_json({"database": str(path), "schema_version": store.schema_version})
+            render.emit_json({"database": str(path), "schema_version": store.schema_version,
+                              "key": render.key_json(key)})
         else:
-            render.success(f"created {path} (schema version {store.schema_version})")
+            render.success(f"created {path} (schema version {store.schema_version}), signing key {key.kid} ({key.alg})")
             render.note("next: authctl role add admin && authctl user add NAME --role admin")
 
 

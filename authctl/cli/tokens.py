@@ -1,0 +1,187 @@
+"""``authctl token ...``: issue, inspect, verify, revoke."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, List, Optional
+
+import typer
+
+from .. import render
+from ..errors import InvalidInput
+from .common import JsonFlag, state
+
+app = typer.Typer(no_args_is_help=True)
+
+TokenArg = Annotated[
+    Optional[str],
+    typer.Argument(help="The token, - for stdin, or @FILE (default: stdin). A leading 'Bearer ' is fine.", show_default=False),
+]
+TypeOption = Annotated[
+    Optional[str], typer.Option("--type", help="Expect an access or refresh token.", show_default=False)
+]
+_READ_LIMIT = 64 * 1024  # far above the 8 KB token limit: the size check still sees oversized input
+
+
+def read_token(argument: Optional[str]) -> str | bytes:
+    """TOKEN, ``-`` or nothing (stdin), or ``@FILE``; bytes when they are not UTF-8 (refused later)."""
+    if argument is None or argument == "-":
+        if argument is None and sys.stdin.isatty():
+            raise InvalidInput("no token: pass it as an argument, @FILE, or on stdin")
+        stream = getattr(sys.stdin, "buffer", None)
+        raw = stream.read(_READ_LIMIT) if stream is not None else sys.stdin.read(_READ_LIMIT).encode("utf-8")
+    elif argument.startswith("@"):
+        try:
+            with open(argument[1:], "rb") as handle:
+                raw = handle.read(_READ_LIMIT)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {argument[1:]}: {exc.strerror}") from None
+    else:
+        return _strip(argument)
+    try:
+        return _strip(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return raw.strip()
+
+
+def _strip(text: str) -> str:
+    from ..tokens import strip_token
+
+    return strip_token(text)
+
+
+def _expected(type_option: Optional[str]) -> Optional[str]:
+    if type_option is None:
+        return None
+    if type_option not in ("access", "refresh"):
+        raise InvalidInput("--type must be access or refresh")
+    return type_option
+
+
+@app.command("issue")
+def issue(
+    username: Annotated[str, typer.Option("--as", help="The user the token is for.", show_default=False)],
+    refresh: Annotated[bool, typer.Option("--refresh", help="A refresh token (typ refresh+jwt) instead of an access token.")] = False,
+    ttl: Annotated[Optional[str], typer.Option("--ttl", help="Lifetime: 15m, 1h, 7d (at most settings.max_ttl).", show_default=False)] = None,
+    aud: Annotated[Optional[str], typer.Option("--aud", help="Audience instead of the configured one ('' omits it).", show_default=False)] = None,
+    claim: Annotated[Optional[List[str]], typer.Option("--claim", help="Extra claim key=value (repeatable; JSON values allowed).", show_default=False)] = None,
+    expired: Annotated[bool, typer.Option("--expired", help="Already expired (for negative tests).")] = False,
+    not_yet_valid: Annotated[bool, typer.Option("--not-yet-valid", help="Valid only from a minute after the leeway (negative tests).")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Sign a token for a user; prints the token alone (pipe-friendly), --json adds claims and expiry."""
+    from .. import tokens
+
+    extra = tokens.parse_claim_options(claim or [])
+    now = int(time.time())
+    with state.open_store() as store:
+        issued = tokens.issue(
+            store, username, refresh=refresh, ttl=ttl, audience=aud, extra_claims=extra,
+            expired=expired, not_yet_valid=not_yet_valid, now=now,
+        )
+    if state.wants_json(json_output):
+        render.emit_json(render.issued_json(issued, now))
+    else:
+        render.emit_line(issued.token)
+
+
+@app.command("inspect")
+def inspect(
+    token: TokenArg = None,
+    expected: TypeOption = None,
+    key_file: Annotated[Optional[str], typer.Option("--key", help="Verify with this PEM public (or private) key; no database needed.", show_default=False)] = None,
+    secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Verify with an HMAC secret read from stdin; no database needed.")] = False,
+    jwks_file: Annotated[Optional[str], typer.Option("--jwks", help="Verify with the keys of this JWK Set file; no database needed.", show_default=False)] = None,
+    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm of the --key/--secret-stdin key (default: from the key).", show_default=False)] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Decode a token and run every check; exit 0 if valid, 3 if any check fails or it is UNVERIFIED."""
+    from .. import tokens
+
+    foreign = _foreign_ring(token, key_file, secret_stdin, jwks_file, alg)
+    text = read_token(token)
+    now = int(time.time())
+    if foreign is not None:
+        inspection = tokens.inspect(None, text, expected_type=_expected(expected), foreign_key=foreign, now=now)
+    else:
+        from ..store import resolve_db_path
+
+        if not resolve_db_path(state.db_option).exists():
+            render.warn("no database: the token is decoded but cannot be verified (see --key, --secret-stdin, --jwks)")
+            inspection = tokens.inspect(None, text, expected_type=_expected(expected), now=now)
+        else:
+            with state.open_store() as store:
+                inspection = tokens.inspect(store, text, expected_type=_expected(expected), now=now)
+    if state.wants_json(json_output):
+        render.emit_json(render.inspection_json(inspection, now))
+    else:
+        render.inspection_report(inspection, now)
+    if not inspection.valid:
+        raise typer.Exit(3)
+
+
+def _foreign_ring(token, key_file, secret_stdin, jwks_file, alg):
+    from .. import keys
+
+    chosen = [name for name, given in (("--key", key_file), ("--secret-stdin", secret_stdin), ("--jwks", jwks_file)) if given]
+    if len(chosen) > 1:
+        raise InvalidInput(f"choose one of {', '.join(chosen)}")
+    if alg is not None and not (key_file or secret_stdin):
+        raise InvalidInput("--alg goes with --key or --secret-stdin")
+    if key_file:
+        return keys.foreign_pem(_read_file(key_file), alg)
+    if jwks_file:
+        return keys.foreign_jwks(_read_file(jwks_file))
+    if secret_stdin:
+        if token is None or token == "-":
+            raise InvalidInput("with --secret-stdin, pass the token as an argument or @FILE")
+        stream = getattr(sys.stdin, "buffer", None)
+        line = stream.readline() if stream is not None else sys.stdin.readline().encode("utf-8")
+        return keys.foreign_secret(line, alg)
+    return None
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1024 * 1024)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+@app.command("verify")
+def verify(token: TokenArg = None, expected: TypeOption = None, json_output: JsonFlag = False) -> None:
+    """Quiet check for scripts: exit 0 if valid (nothing printed, or the identity with --json), 3 if not."""
+    from .. import tokens
+
+    text = read_token(token)
+    with state.open_store() as store:
+        identity = tokens.verify(store, text, expected_type=_expected(expected) or "access")  # type: ignore[arg-type]
+    if state.wants_json(json_output):
+        render.emit_json(render.identity_json(identity))
+
+
+@app.command("revoke")
+def revoke(
+    token: TokenArg = None,
+    jti: Annotated[Optional[str], typer.Option("--jti", help="Revoke by token id (when the token itself is gone).", show_default=False)] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Recorded in the log.")] = "",
+    json_output: JsonFlag = False,
+) -> None:
+    """Denylist a token by its jti until it would have expired."""
+    from .. import tokens
+
+    if jti is not None and token is not None:
+        raise InvalidInput("give a token or --jti, not both")
+    text = None if jti is not None else read_token(token)
+    with state.open_store() as store:
+        result = tokens.revoke(store, text, jti=jti, reason=reason)  # type: ignore[arg-type]
+    if state.wants_json(json_output):
+        render.emit_json(render.revocation_json(result))
+    elif result.already_expired:
+        render.note(f"token {result.jti} has already expired; nothing to revoke")
+    elif result.newly:
+        render.success(f"revoked {result.jti} until {tokens.format_utc(result.expires_at)}")
+    else:
+        render.note(f"{result.jti} was already revoked")

@@ -1,0 +1,340 @@
+"""Signing keys: generation, import (weak keys refused), JWKS, the parsed-key cache, ``key`` commands."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from authctl import keys
+from authctl.errors import Conflict, InvalidInput, NotFound
+from authctl.store import Store
+
+from .conftest import Cli
+
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+
+def pem(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_pem(key) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.fixture(scope="module")
+def rsa_2048():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "HS256"])
+def test_generated_keys_have_one_algorithm_a_kid_and_a_public_fingerprint(alg: str) -> None:
+    record = keys.generate(alg)
+    assert record.alg == alg and record.status == "active"
+    assert record.kid.startswith(alg.lower() + "-")
+    assert record.fingerprint.startswith("hmac:" if alg == "HS256" else "sha256:")
+    assert not PRIVATE_MEMBERS & set(record.public_jwk)
+    assert record.public_jwk["kid"] == record.kid and record.public_jwk["alg"] == alg
+    loaded = keys.load(record)
+    assert loaded.verify(b"message", loaded.sign(b"message"))
+    assert not loaded.verify(b"other message", loaded.sign(b"message"))
+    assert b"PRIVATE" not in repr(record).encode() and repr(record.private_material) not in repr(record)
+
+
+def test_rsa_keys_default_to_3072_bits_and_refuse_less_than_2048() -> None:
+    record = keys.generate("RS256")
+    private = serialization.load_pem_private_key(record.private_material, password=None)
+    assert private.key_size == 3072
+    with pytest.raises(InvalidInput, match="2048"):
+        keys.generate("RS256", rsa_bits=1024)
+
+
+def test_hmac_secrets_are_32_random_bytes() -> None:
+    one, two = keys.generate("HS256"), keys.generate("HS256")
+    assert len(one.private_material) == 32 and one.private_material != two.private_material
+    assert one.public_jwk == {"kty": "oct", "kid": one.kid, "alg": "HS256", "use": "sig"}  # no "k"
+
+
+@pytest.mark.parametrize("name", ["none", "None", "NONE", "HS1", "", "RSA"])
+def test_unsupported_algorithms_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput, match="unsupported algorithm"):
+        keys.generate(name)
+
+
+def test_algorithm_names_are_case_insensitive() -> None:
+    assert keys.normalize_alg("eddsa") == "EdDSA" and keys.normalize_alg(" es256 ") == "ES256"
+
+
+# --------------------------------------------------------------------------- import
+
+
+def test_import_infers_the_algorithm_from_the_key(rsa_2048) -> None:
+    assert keys.import_key(pem(ec.generate_private_key(ec.SECP256R1()))).alg == "ES256"
+    assert keys.import_key(pem(ec.generate_private_key(ec.SECP384R1()))).alg == "ES384"
+    assert keys.import_key(pem(ed25519.Ed25519PrivateKey.generate())).alg == "EdDSA"
+    assert keys.import_key(pem(rsa_2048)).alg == "RS256"
+    assert keys.import_key(pem(rsa_2048), alg="PS256").alg == "PS256"
+    assert keys.import_key(b"s" * 32 + b"\n").private_material == b"s" * 32  # trailing newline of a file
+
+
+def test_import_keeps_a_given_kid_and_validates_it() -> None:
+    assert keys.import_key(b"x" * 32, kid="legacy-2024").kid == "legacy-2024"
+    for bad in ("../../etc/passwd", "a b", "x" * 65, "kid'; DROP TABLE users; --"):
+        with pytest.raises(InvalidInput, match="invalid kid"):
+            keys.import_key(b"x" * 32, kid=bad)
+
+
+@pytest.mark.parametrize(
+    ("data", "alg", "reason"),
+    [
+        (b"short-secret", None, "at least 32"),
+        (b"y" * 31, "HS256", "31 bytes"),
+        (b"y" * 40, "HS384", "at least 48"),
+        (b"y" * 63, "HS512", "at least 64"),
+    ],
+)
+def test_weak_hmac_secrets_are_refused_with_the_reason(data: bytes, alg, reason: str) -> None:
+    with pytest.raises(InvalidInput, match=reason) as info:
+        keys.import_key(data, alg=alg)
+    assert data.decode() not in str(info.value)
+
+
+def test_small_rsa_keys_are_refused() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    with pytest.raises(InvalidInput, match="1024 bits; RS256 needs at least 2048"):
+        keys.import_key(pem(small))
+
+
+def test_a_curve_that_does_not_match_the_algorithm_is_refused() -> None:
+    p384 = pem(ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(InvalidInput, match="curve secp384r1, but ES256 requires secp256r1"):
+        keys.import_key(p384, alg="ES256")
+    with pytest.raises(InvalidInput, match="ES256 needs an elliptic-curve key"):
+        keys.import_key(pem(ed25519.Ed25519PrivateKey.generate()), alg="ES256")
+
+
+def test_import_refuses_public_keys_encrypted_keys_garbage_and_mixed_kinds(rsa_2048) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(InvalidInput, match="public key"):
+        keys.import_key(public_pem(key))
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    with pytest.raises(InvalidInput, match="encrypted"):
+        keys.import_key(encrypted)
+    with pytest.raises(InvalidInput, match="not a readable PEM"):
+        keys.import_key(b"-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(InvalidInput, match="needs a shared secret"):
+        keys.import_key(pem(key), alg="HS256")
+    with pytest.raises(InvalidInput, match="needs a PEM private key"):
+        keys.import_key(b"z" * 40, alg="RS256")
+
+
+def test_import_errors_never_echo_the_material() -> None:
+    secret = b"Sup3rSecretButShort"
+    with pytest.raises(InvalidInput) as info:
+        keys.import_key(secret)
+    assert "Sup3r" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- JWKS
+
+
+def test_jwks_has_only_public_members_of_keys_that_still_verify(rsa_2048) -> None:
+    records = [
+        keys.generate("ES256"), keys.generate("EdDSA"), keys.import_key(pem(rsa_2048)), keys.generate("HS256"),
+    ]
+    document = keys.jwks(records)
+    assert [jwk["alg"] for jwk in document["keys"]] == ["ES256", "EdDSA", "RS256"]  # the HMAC secret is not published
+    for jwk in document["keys"]:
+        assert not PRIVATE_MEMBERS & set(jwk), jwk
+        assert jwk["use"] == "sig" and jwk["kid"]
+    rsa_jwk = document["keys"][2]
+    assert set(rsa_jwk) == {"kty", "n", "e", "kid", "alg", "use"}
+
+
+def test_a_published_jwk_verifies_our_tokens_with_pyjwt() -> None:
+    import jwt
+
+    record = keys.generate("ES256")
+    loaded = keys.load(record)
+    token = jwt.encode({"sub": "x"}, loaded.sign_key, algorithm="ES256", headers={"kid": record.kid})
+    public = jwt.PyJWK(keys.jwks([record])["keys"][0])
+    assert jwt.decode(token, public, algorithms=["ES256"]) == {"sub": "x"}
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def test_the_key_ring_is_parsed_once_per_key_set(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = keys.load_private_pem
+    monkeypatch.setattr(keys, "load_private_pem", lambda data: calls.append(1) or real(data))
+    keys._RINGS.clear()
+    first = keys.KeyRing.for_store(store)
+    assert len(calls) == 1
+    assert keys.KeyRing.for_store(store) is first and len(calls) == 1
+    store.add_key(keys.generate("ES256"))
+    second = keys.KeyRing.for_store(store)
+    assert second is not first and second.active is not None and second.active.kid != first.active.kid
+    assert len(second) == 2
+
+
+def test_retired_keys_are_not_in_the_ring_but_can_be_explained(store: Store) -> None:
+    old = store.keys()[0].kid
+    store.add_key(keys.generate("ES256"))
+    store.retire_key(old)
+    ring = keys.KeyRing.for_store(store)
+    assert ring.lookup(old) is None
+    assert ring.retired(old) is not None and ring.retired(old).sign_key is None
+    assert ring.lookup("../../etc/passwd") is None and ring.lookup(None) is None and ring.lookup(7) is None
+
+
+def test_store_retire_rules(store: Store) -> None:
+    active = store.keys()[0].kid
+    with pytest.raises(Conflict, match="active signing key"):
+        store.retire_key(active)
+    with pytest.raises(NotFound):
+        store.retire_key("nope")
+
+
+# --------------------------------------------------------------------------- foreign keys
+
+
+def test_foreign_keys_from_pem_secret_and_jwks(rsa_2048) -> None:
+    assert keys.foreign_pem(public_pem(rsa_2048)).lookup("anything").alg == "RS256"
+    assert keys.foreign_pem(pem(rsa_2048), alg="PS256").lookup(None).alg == "PS256"
+    assert keys.foreign_secret(b"k" * 32 + b"\n").lookup("x").verify_key == b"k" * 32
+    with pytest.raises(InvalidInput, match="at least 32"):
+        keys.foreign_secret(b"short")
+    with pytest.raises(InvalidInput, match="curve"):
+        keys.foreign_pem(public_pem(ec.generate_private_key(ec.SECP256R1())), alg="ES384")
+    record = keys.generate("EdDSA")
+    ring = keys.foreign_jwks(json.dumps(keys.jwks([record])))
+    assert ring.lookup(record.kid).alg == "EdDSA" and ring.lookup("other") is None
+
+
+def test_bad_jwks_files_get_a_reason_without_echoing_keys() -> None:
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        keys.foreign_jwks("{")
+    with pytest.raises(InvalidInput, match='no "keys" list'):
+        keys.foreign_jwks('{"keys": []}')
+    with pytest.raises(InvalidInput, match="key #1") as info:
+        keys.foreign_jwks('{"keys": [{"kty": "EC", "crv": "P-256", "d": "SECRETVALUE"}]}')
+    assert "SECRETVALUE" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_init_creates_the_first_key_es256_by_default(initialized: Cli) -> None:
+    listed = json.loads(initialized("key", "list", "--json").stdout)
+    assert [(k["alg"], k["status"]) for k in listed] == [("ES256", "active")]
+    assert set(listed[0]) == {"kid", "alg", "status", "created_at", "retired_at", "fingerprint"}
+    assert stat.S_IMODE(initialized.db.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "HS256", "RS256"])
+def test_init_with_another_algorithm(cli: Cli, alg: str) -> None:
+    result = cli("init", "--alg", alg, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["key"]["alg"] == alg
+
+
+def test_init_with_a_bad_algorithm_creates_nothing(cli: Cli) -> None:
+    result = cli("init", "--alg", "none")
+    assert result.exit_code == 1 and "unsupported algorithm" in result.stderr
+    assert not cli.db.exists()
+
+
+def test_key_list_rotate_retire_jwks(initialized: Cli) -> None:
+    first = json.loads(initialized("key", "list", "--json").stdout)[0]["kid"]
+    rotated = initialized("key", "rotate", "--alg", "EdDSA", "--json")
+    assert rotated.exit_code == 0, rotated.stderr
+    second = json.loads(rotated.stdout)
+    assert second["alg"] == "EdDSA" and second["status"] == "active" and second["previous"] == [first]
+    statuses = {k["kid"]: k["status"] for k in json.loads(initialized("key", "list", "--json").stdout)}
+    assert statuses == {first: "verifying", second["kid"]: "active"}
+    jwks = json.loads(initialized("key", "jwks").stdout)
+    assert {k["kid"] for k in jwks["keys"]} == {first, second["kid"]}
+    assert initialized("key", "retire", second["kid"]).exit_code == 1  # the active key cannot be retired
+    retired = initialized("key", "retire", first)
+    assert retired.exit_code == 0 and first in retired.stderr
+    assert {k["kid"] for k in json.loads(initialized("key", "jwks").stdout)["keys"]} == {second["kid"]}
+    table = initialized("key", "list").stdout
+    assert "retired" in table and "EdDSA" in table and "sha256:" in table
+    assert initialized("key", "retire", "no-such-kid").exit_code == 1
+
+
+def test_rotate_keeps_the_current_algorithm_by_default(cli: Cli) -> None:
+    assert cli("init", "--alg", "HS256").exit_code == 0
+    rotated = json.loads(cli("key", "rotate", "--json").stdout)
+    assert rotated["alg"] == "HS256"
+    assert cli("key", "jwks").stdout.strip() == '{\n  "keys": []\n}'
+
+
+def test_key_output_never_shows_private_material(initialized: Cli) -> None:
+    initialized("key", "rotate", "--alg", "HS256")
+    with Store.open(initialized.db) as store:
+        materials = [record.private_material for record in store.keys()]
+    for args in (("key", "list"), ("key", "list", "--json"), ("key", "jwks"), ("log", "--json")):
+        output = initialized(*args)
+        for material in materials:
+            assert material.decode("latin-1") not in output.stdout + output.stderr
+        assert "PRIVATE KEY" not in output.stdout
+
+
+def test_key_import_from_stdin_and_file(initialized: Cli, tmp_path, rsa_2048) -> None:
+    imported = initialized("key", "import", "-", "--kid", "legacy", "--json", input="q" * 40 + "\n")
+    assert imported.exit_code == 0, imported.stderr
+    data = json.loads(imported.stdout)
+    assert data["kid"] == "legacy" and data["alg"] == "HS256" and data["status"] == "active"
+    path = tmp_path / "app.pem"
+    path.write_bytes(pem(rsa_2048))
+    verify_only = initialized("key", "import", str(path), "--verify-only", "--json")
+    assert verify_only.exit_code == 0, verify_only.stderr
+    assert json.loads(verify_only.stdout)["status"] == "verifying"
+    again = initialized("key", "import", "-", "--kid", "legacy", input="r" * 40)
+    assert again.exit_code == 1 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("short secret\n", "at least 32 random bytes"),
+        ("", "no key material"),
+    ],
+)
+def test_key_import_refuses_weak_input_with_the_reason(initialized: Cli, payload: str, reason: str) -> None:
+    result = initialized("key", "import", "-", input=payload)
+    assert result.exit_code == 1 and reason in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "short secret" not in result.stderr
+
+
+def test_key_import_refuses_mismatched_curve_and_small_rsa(initialized: Cli, tmp_path) -> None:
+    p384 = tmp_path / "p384.pem"
+    p384.write_bytes(pem(ec.generate_private_key(ec.SECP384R1())))
+    result = initialized("key", "import", str(p384), "--alg", "ES256")
+    assert result.exit_code == 1 and "requires secp256r1" in result.stderr
+    small = tmp_path / "small.pem"
+    small.write_bytes(pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)))
+    result = initialized("key", "import", str(small))
+    assert result.exit_code == 1 and "at least 2048" in result.stderr
+
+
+def test_the_key_never_comes_from_an_argument(initialized: Cli) -> None:
+    result = initialized("key", "import", "--secret", "x" * 40)
+    assert result.exit_code == 2
