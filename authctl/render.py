@@ -340,3 +340,24 @@ def revocation_json(revocation: Any) -> dict[str, Any]:
     return {"jti": revocation.jti, "revoked": revocation.newly or not revocation.already_expired,
             "newly_revoked": revocation.newly, "already_expired": revocation.already_expired,
             "until": revocation.expires_at, "until_utc": format_utc(revocation.expires_at)}
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def route_json(info: Any) -> dict[str, Any]:
+    """One ``routes.RouteInfo``: method, path, name, kind, requires, requirement, unprotected."""
+    return info.as_dict()
+
+
+def routes_table(infos: Iterable[Any]) -> None:
+    """Method, path and what each route requires; routes with no requirement flagged."""
+    styles = {"public": "green", "authenticated": "cyan", "permission": "", "unprotected?": "bold yellow"}
+    table = _table("method", "path", "requires", "kind", "name")
+    for info in infos:
+        kind = info.kind
+        table.add_row(
+            text(info.method), text(info.path), text(info.describe(), styles.get(kind, "")),
+            text(kind, styles.get(kind, "dim") or "dim"), text(info.name or "", "dim"),
+        )
+    out().print(table)

@@ -10,10 +10,56 @@ from .. import render
 from .common import JsonFlag, state
 
 
+def _seed_demo(store, passwords: dict[str, str] | None) -> list:
+    from ..app.data import seed_demo
+
+    return seed_demo(store, passwords)
+
+
+def _demo_passwords(demo: bool, password_stdin: bool) -> dict[str, str] | None:
+    """--password-stdin with --demo: one line, the password of every demo user."""
+    import sys
+
+    from ..errors import InvalidInput
+
+    if password_stdin and not demo:
+        raise InvalidInput("--password-stdin goes with --demo (user passwords: `authctl user add`)")
+    if not password_stdin:
+        return None
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise InvalidInput("no password on stdin")
+    from ..app.data import DEMO_USERS
+
+    return {username: line for username, _ in DEMO_USERS}
+
+
+def _demo_json(users: list) -> dict:
+    return {"users": [{"username": u.username, "role": u.role, "user_id": u.user_id, "password": u.password}
+                      for u in users]}
+
+
+def _emit_init_json(data: dict, demo_users: list) -> None:
+    if demo_users:
+        data["demo"] = _demo_json(demo_users)
+    render.emit_json(data)
+
+
+def _print_demo(users: list) -> None:
+    """Data on stdout: one line per demo user (name, role, generated password shown once)."""
+    for user in users:
+        render.emit_line(f"{user.username:<8} {user.role:<11} {user.password or ''}".rstrip())
+    if any(user.password for user in users):
+        render.note("demo passwords shown once above; they are not stored anywhere")
+    render.note("next: authctl serve, then POST /token as rahul (403 on DELETE /student/3) and suman (200)")
+
+
 def init(
     issuer: Annotated[Optional[str], typer.Option("--issuer", help="iss claim of issued tokens.")] = None,
     audience: Annotated[Optional[str], typer.Option("--audience", help="aud claim ('' omits it).")] = None,
     alg: Annotated[str, typer.Option("--alg", help="First signing key: ES256, EdDSA, RS256 or HS256.")] = "ES256",
+    demo: Annotated[bool, typer.Option("--demo", help="Also create the demo app's roles, users (suman, rahul, priya) and data.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="With --demo: the demo users' password, from stdin.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Create a new auth database (mode 0600) and its first signing key."""
@@ -21,6 +67,7 @@ def init(
     from ..store import Store, resolve_db_path
 
     key = keys.generate(alg)  # before the file exists: a bad --alg leaves nothing behind
+    demo_passwords = _demo_passwords(demo, password_stdin)
     path = resolve_db_path(state.db_option)
     store = Store.create(path)
     try:
@@ -30,17 +77,21 @@ def init(
             if audience is not None:
                 store.set_setting("audience", audience)
             store.add_key(key)
+        demo_users = _seed_demo(store, demo_passwords) if demo else []
     except BaseException:
         store.close()
         path.unlink(missing_ok=True)
         raise
     with store:
         if state.wants_json(json_output):
-            render.emit_json({"database": str(path), "schema_version": store.schema_version,
-                              "key": render.key_json(key)})
+            _emit_init_json({"database": str(path), "schema_version": store.schema_version,
+                             "key": render.key_json(key)}, demo_users)
         else:
             render.success(f"created {path} (schema version {store.schema_version}), signing key {key.kid} ({key.alg})")
-            render.note("next: authctl role add admin && authctl user add NAME --role admin")
+            if not demo_users:
+                render.note("next: authctl role add admin && authctl user add NAME --role admin")
+    if demo_users and not state.wants_json(json_output):
+        _print_demo(demo_users)
 
 
 perm_app = typer.Typer(no_args_is_help=True)

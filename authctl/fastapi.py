@@ -1,0 +1,578 @@
+"""The FastAPI integration: an ``Auth`` object that gives dependencies and a router.
+
+::
+
+    from fastapi import Depends, FastAPI
+    from authctl.fastapi import Auth
+
+    auth = Auth(db="authctl.db")
+    app = FastAPI()
+    app.include_router(auth.router)          # POST /token, /token/refresh, /logout, GET /whoami, JWKS
+
+    @app.delete("/student/{id}")
+    async def delete_student(id: int, user=Depends(auth.require("students:delete"))):
+        return {"message": f"Student {id} deleted"}
+
+Dependencies (each carries its ``policy.Requirement`` as ``.authctl_requirement``,
+so ``authctl routes`` / ``authctl check`` read what a route needs without calling it):
+
+- ``auth.current_user``: authentication only (401); returns the ``store.User``.
+- ``auth.require("a:b", ..., owner_param=None)``: authentication, then every permission (403).
+- ``auth.require_any("a:b", "c:d", owner_param=None)``: one of the permissions suffices.
+- ``auth.public``: marks a route as deliberately open (no token is read).
+- ``auth.identity``: like ``current_user`` but returns the verified ``tokens.Identity``.
+
+Every decision is made by ``policy.authenticate`` / ``policy.authorize`` (the one
+decision engine ``authctl check`` also uses), from the database at request time:
+a revoked role or a disabled user takes effect on the very next request. The
+token is read from the ``Authorization: Bearer`` header only, never from the
+query string. Password hashing runs in worker threads (bounded), never on the
+event loop; everything on the per-request path is a few indexed SQLite reads
+on one reused connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import unicodedata
+import uuid
+import weakref
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+
+from . import policy
+from .errors import Conflict, DatabaseError, InvalidInput, NotFound, TokenError, TokenUserInvalid
+from .names import username_key
+from .policy import AUTHENTICATED, PUBLIC, Requirement
+
+if TYPE_CHECKING:
+    from .passwords import Hasher
+    from .store import Store, User
+    from .tokens import Identity
+
+__all__ = ["Auth", "public", "requirement_of", "offline_docs", "REQUIREMENT_ATTR"]
+
+#: The attribute every authctl dependency callable (and any route marked with one) carries.
+REQUIREMENT_ATTR = "authctl_requirement"
+
+_AUTHN_STATE = "authctl_authentication"
+_DECISION_STATE = "authctl_decision"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+LOGIN_FAILED = "incorrect username or password"
+
+
+def requirement_of(obj: Any) -> Requirement | None:
+    """The ``policy.Requirement`` an authctl dependency (or marked route) carries, if any."""
+    value = getattr(obj, REQUIREMENT_ATTR, None)
+    return value if isinstance(value, Requirement) else None
+
+
+async def public() -> None:
+    """Marks a route as deliberately public: ``dependencies=[Depends(public)]``. Reads no token."""
+    return None
+
+
+setattr(public, REQUIREMENT_ATTR, PUBLIC)
+
+
+class Auth:
+    """Authentication and authorization for a FastAPI app, backed by an authctl database.
+
+    ``db`` is the database path (default: ``AUTHCTL_DB`` or ``./authctl.db``), opened
+    lazily on the first request and then reused; or pass an open ``store``.
+    ``settings`` overrides stored settings (e.g. ``{"hide_forbidden_detail": True}``).
+
+    Login throttling: from ``backoff_after`` recorded failures on a username on, each
+    attempt first waits ``backoff_base * 2 ** (failures - backoff_after)`` seconds
+    (at most ``backoff_max``), with ``asyncio.sleep``; at ``lockout_threshold``
+    failures (a setting) the name is locked until ``authctl user unlock NAME``.
+    ``hash_concurrency`` bounds the worker threads that hash passwords at once.
+    """
+
+    def __init__(
+        self,
+        db: Any = None,
+        *,
+        store: "Store | None" = None,
+        settings: Mapping[str, Any] | None = None,
+        prefix: str = "",
+        tags: tuple[str, ...] = ("auth",),
+        backoff_after: int = 5,
+        backoff_base: float = 0.25,
+        backoff_max: float = 8.0,
+        hash_concurrency: int | None = None,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+    ) -> None:
+        import os
+
+        self._db = db
+        self._store = store
+        self._owns_store = store is None
+        self._open_lock = threading.Lock()
+        self._overrides = dict(settings or {})
+        self.prefix = prefix.rstrip("/")
+        self.tags = list(tags)
+        self.backoff_after = backoff_after
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.hash_concurrency = hash_concurrency or max(1, min(4, os.cpu_count() or 1))
+        self._sleep = sleep or asyncio.sleep
+        self._limiter_for: tuple[Any, anyio.CapacityLimiter] | None = None
+        self._hashers: dict[tuple[int, int, int], "Hasher"] = {}
+        self._dependencies: dict[Requirement, Callable[..., Any]] = {}
+        self._router: APIRouter | None = None
+        self.token_url = f"{self.prefix}/token".lstrip("/")
+        #: The raw bearer token (or None), for dependencies of your own; never from the query string.
+        self.scheme = OAuth2PasswordBearer(tokenUrl=self.token_url, auto_error=False)
+        self.current_user = self._dependency(AUTHENTICATED)
+        self.identity = _Guard(self, AUTHENTICATED, returns="identity")
+        self.public = public
+
+    # ------------------------------------------------------------------ store
+
+    @property
+    def store(self) -> "Store":
+        """The database, opened on first use and reused for every request."""
+        if self._store is None:
+            with self._open_lock:
+                if self._store is None:
+                    from .store import Store, resolve_db_path
+
+                    self._store = Store.open(resolve_db_path(self._db))
+        return self._store
+
+    def close(self) -> None:
+        """Close the database connection if this object opened it."""
+        if self._store is not None and self._owns_store:
+            self._store.close()
+            self._store = None
+
+    def settings(self) -> Any:
+        return self.store.settings(self._overrides)
+
+    # ------------------------------------------------------------------ dependencies
+
+    def require(self, *permissions: str, owner_param: str | None = None) -> Callable[..., Any]:
+        """Authentication, then every one of ``permissions`` (or the owner, see ``owner_param``)."""
+        return self._dependency(policy.permission(*permissions, owner_param=owner_param))
+
+    def require_any(self, *permissions: str, owner_param: str | None = None) -> Callable[..., Any]:
+        """Authentication, then at least one of ``permissions``."""
+        return self._dependency(policy.permission(*permissions, any_of=True, owner_param=owner_param))
+
+    def _dependency(self, requirement: Requirement) -> Callable[..., Any]:
+        """One guard per requirement (so FastAPI's per-request cache dedupes it)."""
+        existing = self._dependencies.get(requirement)
+        if existing is None:
+            existing = self._dependencies.setdefault(requirement, _Guard(self, requirement))
+        return existing
+
+    async def _check(self, request: Request, token: str | None, requirement: Requirement) -> "User":
+        """Decide with the engine; raise the 401/403 it calls for. Runs on the event loop."""
+        state = request.scope.setdefault("state", {})
+        try:
+            store = self.store
+            authentication = state.get(_AUTHN_STATE)
+            if authentication is None:  # once per request, however many dependencies ask
+                authentication = policy.authenticate(store, token)
+                state[_AUTHN_STATE] = authentication
+            decision = policy.authorize(store, authentication, requirement, request.path_params)
+        except DatabaseError:
+            raise HTTPException(503, "authentication service unavailable", headers={"Retry-After": "5"}) from None
+        state[_DECISION_STATE] = decision
+        if decision.status == policy.UNAUTHENTICATED:
+            raise _unauthenticated(decision)
+        if decision.status == policy.FORBIDDEN:
+            raise HTTPException(403, self._forbidden_detail(decision))
+        return authentication.identity.user  # type: ignore[union-attr]
+
+    def _forbidden_detail(self, decision: policy.Decision) -> str:
+        try:
+            hide = self.settings().hide_forbidden_detail
+        except (DatabaseError, InvalidInput):
+            hide = True
+        if hide:
+            return "forbidden"
+        requirement = decision.requirement
+        if requirement.mode == "any":
+            return "forbidden: requires one of " + ", ".join(requirement.permissions)
+        return "forbidden: requires " + " and ".join(decision.missing)
+
+    # ------------------------------------------------------------------ login
+
+    def login_delay(self, failures: int) -> float:
+        """Seconds to wait before checking a password for a name with ``failures`` failures."""
+        if failures < self.backoff_after:
+            return 0.0
+        return min(self.backoff_base * (2 ** min(failures - self.backoff_after, 30)), self.backoff_max)
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        """The hashing limiter of the running event loop (a limiter binds to one loop)."""
+        loop = asyncio.get_running_loop()
+        current = self._limiter_for
+        if current is None or current[0]() is not loop:
+            current = (weakref.ref(loop), anyio.CapacityLimiter(self.hash_concurrency))
+            self._limiter_for = current
+        return current[1]
+
+    def _hasher(self, settings: Any) -> "Hasher":
+        from .passwords import Hasher
+
+        params = (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
+        hasher = self._hashers.get(params)
+        if hasher is None:
+            hasher = self._hashers.setdefault(params, Hasher(*params))
+        return hasher
+
+    async def login(self, username: str, password: str) -> dict[str, Any] | None:
+        """Check a password and issue tokens; ``None`` for every kind of failure alike.
+
+        Unknown user, wrong password, disabled and locked accounts all take one
+        (dummy or real) hash verification and count one failure against the
+        case-folded name, so neither the answer nor its timing tells them apart.
+        """
+        key = _login_key(username)
+        failures, _ = self.store.login_failures(key)
+        delay = self.login_delay(failures)
+        if delay:
+            await self._sleep(delay)
+        return await anyio.to_thread.run_sync(
+            self._check_credentials, username, password, key, limiter=self._limiter()
+        )
+
+    def _check_credentials(self, username: str, password: str, key: str) -> dict[str, Any] | None:
+        from .passwords import MAX_CHARS
+
+        store = self.store
+        settings = self.settings()
+        hasher = self._hasher(settings)
+        user = store.find_user(username)
+        if user is not None and user.password_hash and len(password) <= MAX_CHARS:
+            ok, new_hash = hasher.verify(password, user.password_hash)
+        else:
+            hasher.dummy_verify()
+            ok, new_hash = False, None
+        _, locked = store.login_failures(key)
+        if not ok or locked or user is None or user.disabled:
+            store.record_login_failure(key, time.time(), settings.lockout_threshold)
+            return None
+        store.clear_login_failures(key)
+        if new_hash and user.password_hash:
+            store.upgrade_password_hash(user.id, user.password_hash, new_hash)
+        store.record_login(user.id)
+        try:
+            return self._issue_pair(user.username, user.id, uuid.uuid4().hex)
+        except (InvalidInput, NotFound):  # disabled or removed a moment ago
+            return None
+
+    def _issue_pair(self, username: str, user_id: int, family: str) -> dict[str, Any]:
+        from . import tokens
+
+        store = self.store
+        now = int(time.time())
+        access = tokens.issue(store, username, now=now)
+        refresh = tokens.issue(store, username, refresh=True, family=family, now=now)
+        store.record_refresh(refresh.claims["jti"], family, user_id, refresh.expires_at)
+        return {
+            "access_token": access.token,
+            "token_type": "bearer",
+            "expires_in": max(0, access.expires_at - now),
+            "refresh_token": refresh.token,
+            "refresh_expires_in": max(0, refresh.expires_at - now),
+        }
+
+    def _refresh(self, token: str) -> dict[str, Any]:
+        """Rotate a refresh token; a second use of one revokes its whole family."""
+        from . import tokens
+
+        store = self.store
+        identity = tokens.verify(store, token, expected_type="refresh")
+        family, first_use = store.use_refresh(identity.jti)
+        if family is None:
+            # A valid refresh token this server did not record (e.g. `authctl token issue
+            # --refresh`): its family starts now; use_refresh keeps first use atomic.
+            try:
+                store.record_refresh(
+                    identity.jti, str(identity.claims.get("fam") or identity.jti), identity.user.id, identity.expires_at
+                )
+            except Conflict:
+                pass
+            family, first_use = store.use_refresh(identity.jti)
+        if not first_use:
+            store.revoke_family(family or identity.jti)
+            raise _ReusedRefresh()
+        try:
+            return self._issue_pair(identity.user.username, identity.user.id, family or identity.jti)
+        except (InvalidInput, NotFound):  # disabled or removed a moment ago
+            raise TokenUserInvalid("the user can no longer log in") from None
+
+    # ------------------------------------------------------------------ router
+
+    @property
+    def router(self) -> APIRouter:
+        """``POST /token``, ``POST /token/refresh``, ``POST /logout``, ``GET /whoami``, JWKS."""
+        if self._router is None:
+            self._router = self._build_router()
+        return self._router
+
+    def add_routes(self, app: Any) -> None:
+        """Register the auth routes straight on ``app`` (a FastAPI app or APIRouter).
+
+        The same routes as ``app.include_router(auth.router)``, without the per-request
+        cost FastAPI's included-router matching adds to every request of the app.
+        """
+        self._build_router(app)
+
+    def _build_router(self, target: Any = None) -> APIRouter:
+        router = target if target is not None else APIRouter()
+        prefix = self.prefix
+        tags = list(self.tags)
+        auth = self
+
+        @router.post(
+            f"{prefix}/token", tags=tags, dependencies=[Depends(public)], summary="Log in (OAuth2 password flow)",
+            responses={401: {"description": "incorrect username or password (the same for every cause)"}},
+        )
+        async def token(form: OAuth2PasswordRequestForm = Depends()) -> JSONResponse:
+            """Exchange a username and password for an access and a refresh token."""
+            try:
+                issued = await auth.login(form.username, form.password)
+            except DatabaseError:
+                raise HTTPException(503, "authentication service unavailable") from None
+            if issued is None:
+                raise HTTPException(401, LOGIN_FAILED, headers={"WWW-Authenticate": "Bearer", **_NO_STORE})
+            return JSONResponse(issued, headers=_NO_STORE)
+
+        @router.post(
+            f"{prefix}/token/refresh", tags=tags, dependencies=[Depends(public)], summary="Rotate a refresh token",
+            openapi_extra=_token_body_schema(required=True),
+        )
+        async def refresh(request: Request) -> JSONResponse:
+            """A new access and refresh token; the old refresh token stops working.
+
+            Presenting a refresh token that was already used revokes every token of
+            its family (a reused refresh token means it was stolen).
+            """
+            value = await _read_refresh_token(request)
+            if not value:
+                raise HTTPException(
+                    400, "send refresh_token (form field or JSON)", headers=_NO_STORE
+                )
+            try:
+                issued = await anyio.to_thread.run_sync(auth._refresh, value)
+            except _ReusedRefresh:
+                raise _invalid_token("refresh token reuse detected: the session was revoked; log in again") from None
+            except TokenError as exc:
+                raise _invalid_token(str(exc)) from None
+            except DatabaseError:
+                raise HTTPException(503, "authentication service unavailable") from None
+            return JSONResponse(issued, headers=_NO_STORE)
+
+        @router.post(f"{prefix}/logout", tags=tags, summary="End this session", openapi_extra=_token_body_schema(required=False))
+        async def logout(request: Request, identity: Any = Depends(auth.identity)) -> dict[str, Any]:
+            """Revoke the presented access token and, if sent, the refresh token's whole family."""
+            from . import tokens
+
+            store = auth.store
+            store.revoke_jti(identity.jti, identity.expires_at, "logout")
+            family_revoked = False
+            value = await _read_refresh_token(request)
+            if value:
+                try:
+                    refresh_identity = tokens.verify(store, value, expected_type="refresh")
+                except TokenError:
+                    refresh_identity = None  # already unusable
+                if refresh_identity is not None and refresh_identity.user.id == identity.user.id:
+                    store.revoke_family(str(refresh_identity.claims.get("fam") or refresh_identity.jti), "logout")
+                    store.revoke_jti(refresh_identity.jti, refresh_identity.expires_at, "logout")
+                    family_revoked = True
+            return {"detail": "logged out", "access_token_revoked": True, "refresh_family_revoked": family_revoked}
+
+        @router.get(f"{prefix}/whoami", tags=tags, summary="The server's own view of the caller")
+        async def whoami(identity: Any = Depends(auth.identity)) -> JSONResponse:
+            """Identity, roles, effective permissions and the token's key facts (never the token)."""
+            return JSONResponse(whoami_view(auth.store, identity))
+
+        @router.get(f"{prefix}/.well-known/jwks.json", tags=tags, dependencies=[Depends(public)], summary="Public signing keys (JWK Set)")
+        async def jwks() -> JSONResponse:
+            try:
+                data = _jwks(auth.store)
+            except DatabaseError:
+                raise HTTPException(503, "authentication service unavailable") from None
+            return JSONResponse(data, headers={"Cache-Control": "public, max-age=60"})
+
+        return router
+
+
+class _ReusedRefresh(Exception):
+    pass
+
+
+class _Guard(OAuth2PasswordBearer):
+    """A dependency that reads the bearer token and asks the decision engine.
+
+    It is an ``OAuth2PasswordBearer`` so that OpenAPI marks the route as needing
+    the password-flow token (Swagger's lock and "Authorize" button), in a single
+    dependency level. ``authctl_requirement`` is what ``authctl routes`` reads.
+    """
+
+    def __init__(self, auth: "Auth", requirement: Requirement, *, returns: str = "user"):
+        super().__init__(tokenUrl=auth.token_url, auto_error=False, scheme_name="OAuth2PasswordBearer")
+        self._auth = auth
+        self._returns = returns
+        setattr(self, REQUIREMENT_ATTR, requirement)
+        self.__name__ = "identity" if returns == "identity" else (
+            "current_user" if requirement.kind == "authenticated" else f"require[{requirement.describe()}]"
+        )
+
+    async def __call__(self, request: Request) -> Any:  # type: ignore[override]
+        authorization = request.headers.get("Authorization")
+        scheme, _, param = (authorization or "").partition(" ")
+        token = param.strip() if scheme.lower() == "bearer" and param.strip() else None
+        user = await self._auth._check(request, token, getattr(self, REQUIREMENT_ATTR))
+        if self._returns == "identity":
+            return request.scope["state"][_AUTHN_STATE].identity
+        return user
+
+    def __repr__(self) -> str:
+        return f"<authctl {self.__name__}>"
+
+
+def whoami_view(store: "Store", identity: "Identity") -> dict[str, Any]:
+    """The JSON of ``GET /whoami``: who, which roles, what they may do, which token."""
+    user = identity.user
+    access = store.access(user)
+    claims = identity.claims
+    now = int(time.time())
+    return {
+        "authenticated": True,
+        "user": {"id": user.id, "uid": user.uid, "username": user.username, "status": user.status},
+        "roles": [{"role": role, "via": via} for role, via in access.roles.items()],
+        "direct_roles": list(access.direct_roles),
+        "permissions": [{"permission": p, "granted_by": role} for p, role in sorted(access.permissions.items())],
+        "token": {
+            "type": identity.token_type,
+            "alg": identity.header.get("alg"),
+            "kid": identity.kid,
+            "jti": identity.jti,
+            "iss": claims.get("iss"),
+            "aud": claims.get("aud"),
+            "sub": claims.get("sub"),
+            "issued_at": claims.get("iat"),
+            "expires_at": identity.expires_at,
+            "expires_in": max(0, identity.expires_at - now),
+        },
+    }
+
+
+def _jwks(store: "Store") -> dict[str, Any]:
+    from . import keys
+
+    try:
+        return keys.jwks(store.keys())
+    except AttributeError:  # a jwks(store) signature
+        return keys.jwks(store)  # type: ignore[arg-type]
+
+
+def _login_key(username: str) -> str:
+    """login_attempts key: the case-folded name, for unknown and invalid names too."""
+    try:
+        return username_key(username)
+    except InvalidInput:
+        return unicodedata.normalize("NFKC", username).casefold()[:128]
+
+
+def _unauthenticated(decision: policy.Decision) -> HTTPException:
+    if decision.authentication.given:
+        return _invalid_token(decision.reason)
+    return HTTPException(401, "not authenticated: send Authorization: Bearer <token>",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def _invalid_token(reason: str) -> HTTPException:
+    line = (reason.strip().splitlines() or ["invalid token"])[0][:200]
+    return HTTPException(401, line, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def _read_refresh_token(request: Request) -> str | None:
+    """``refresh_token`` from a form or JSON body (never from the query string)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "application/json":
+            body = await request.body()
+            data = json.loads(body) if body else {}
+            value = data.get("refresh_token") if isinstance(data, dict) else None
+        elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            value = (await request.form()).get("refresh_token")
+        else:
+            value = None
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "malformed request body") from None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _token_body_schema(*, required: bool) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"refresh_token": {"type": "string"}},
+        **({"required": ["refresh_token"]} if required else {}),
+    }
+    return {"requestBody": {"required": required, "content": {
+        "application/x-www-form-urlencoded": {"schema": schema},
+        "application/json": {"schema": schema},
+    }}}
+
+
+# --------------------------------------------------------------------------- offline docs
+
+
+def offline_docs(app: Any, *, path: str = "/docs", assets_path: str = "/docs-assets", title: str | None = None) -> None:
+    """Serve Swagger UI at ``path`` from the ``swagger-ui-bundle`` package: no CDN, works offline.
+
+    Create the app with ``FastAPI(docs_url=None, redoc_url=None)`` first. The routes
+    added here are marked public, so ``authctl routes`` does not flag them.
+    """
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    redirect_path = f"{path}/oauth2-redirect"
+
+    @app.get(path, include_in_schema=False, dependencies=[Depends(public)])
+    async def swagger_ui(request: Request) -> Any:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=title or f"{app.title} - Swagger UI",
+            oauth2_redirect_url=root + redirect_path,
+            swagger_js_url=f"{root}{assets_path}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets_path}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{assets_path}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get(redirect_path, include_in_schema=False, dependencies=[Depends(public)])
+    async def swagger_ui_redirect() -> Any:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.mount(assets_path, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    for route in app.router.routes:
+        if getattr(route, "path", None) == assets_path:
+            setattr(route, REQUIREMENT_ATTR, PUBLIC)
+
+
+def internal_error_handler(app: Any) -> None:
+    """A JSON 500 that says nothing about the request (no token, no header, no traceback)."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    app.add_exception_handler(Exception, handler)
+

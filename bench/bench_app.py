@@ -1,0 +1,318 @@
+"""Throughput of the demo app on a real uvicorn server (1 worker) on 127.0.0.1.
+
+Measures, in one run against one server: unauthenticated ``GET /health`` (the
+baseline), authenticated ``GET /whoami`` (token verification, user lookup,
+roles and permissions from SQLite; target at least 0.6x the baseline), the 401
+paths (no token; a token with a bad signature), the 403 path (rahul
+``DELETE /student/3``), and ``/health`` while a burst of logins hashes
+passwords (hashing runs in worker threads, so the event loop keeps serving).
+
+The load generator is wrk when it is installed, else a bounded Python client:
+a fixed number of keep-alive HTTP/1.1 connections on asyncio for a fixed time.
+Everything is bounded in time and count and stays on 127.0.0.1.
+
+    python bench/bench_app.py [--quick]
+
+``run(quick=False) -> list[dict]`` is the entry point for a runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+HOST = "127.0.0.1"
+PASSWORD = "Bench-Horse-Battery-42"
+TARGET_RATIO = 0.6
+MAX_REQUESTS = 2_000_000  # a hard cap per scenario, whatever the duration
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCTL_")}
+    env["AUTHCTL_DB"] = str(db)
+    return env
+
+
+def _prepare(db: Path, alg: str | None) -> None:
+    """`authctl init` (database and signing key), then the demo seed with a known password."""
+    subprocess.run([sys.executable, "-m", "authctl", "--db", str(db), "init", *(["--alg", alg] if alg else [])],
+                   check=True, capture_output=True, timeout=60, env=_env(db))
+    code = (
+        "import sys; from authctl.store import Store; from authctl.app.data import seed_demo\n"
+        "with Store.open(sys.argv[1]) as s: seed_demo(s, {n: sys.argv[2] for n in ('suman', 'rahul', 'priya')})\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(db), PASSWORD], check=True, capture_output=True, timeout=60,
+                   env=_env(db))
+
+
+@contextmanager
+def _server(db: Path, port: int) -> Iterator[str]:
+    """uvicorn, one worker, no access log (the log would cost every route alike)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "authctl.app:app", "--host", HOST, "--port", str(port),
+         "--workers", "1", "--no-access-log", "--log-level", "warning"],
+        env=_env(db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {process.stderr.read().decode()[-500:] if process.stderr else ''}")
+            try:
+                status, _ = asyncio.run(_one("GET", "/health", port))
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start within 30s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- the Python load generator
+
+
+def _request(method: str, path: str, port: int, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: keep-alive"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+_LENGTH = re.compile(rb"(?im)^content-length:\s*(\d+)")
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    match = _LENGTH.search(head)
+    body = await reader.readexactly(int(match.group(1))) if match else b""
+    return status, body
+
+
+async def _one(method: str, path: str, port: int, headers: dict[str, str] | None = None,
+               body: bytes = b"") -> tuple[int, bytes]:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
+    try:
+        writer.write(_request(method, path, port, headers, body))
+        return await asyncio.wait_for(_read_response(reader), 30)
+    finally:
+        writer.close()
+
+
+async def _load(port: int, raw: bytes, connections: int, seconds: float, warmup: float) -> dict[str, Any]:
+    """``connections`` keep-alive connections, each sending ``raw`` back to back, for ``seconds``."""
+    start_at = time.perf_counter() + warmup
+    stop_at = start_at + seconds
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            while True:
+                sent = time.perf_counter()
+                if sent >= stop_at or len(latencies) >= MAX_REQUESTS:
+                    return
+                writer.write(raw)
+                try:
+                    status, _ = await asyncio.wait_for(_read_response(reader), 30)
+                except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+                    errors += 1
+                    return
+                done = time.perf_counter()
+                if sent >= start_at:
+                    latencies.append(done - sent)
+                    statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*[worker() for _ in range(connections)])
+    return _summary(latencies, statuses, seconds, errors)
+
+
+def _summary(latencies: list[float], statuses: dict[int, int], seconds: float, errors: int) -> dict[str, Any]:
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
+
+    return {
+        "requests": len(latencies), "rps": round(len(latencies) / seconds, 1), "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99), "statuses": {str(k): v for k, v in sorted(statuses.items())}, "errors": errors,
+    }
+
+
+# --------------------------------------------------------------------------- wrk (when installed)
+
+
+def _wrk(url: str, path: str, method: str, headers: dict[str, str], connections: int, seconds: float) -> dict[str, Any]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
+    for key, value in headers.items():
+        args += ["-H", f"{key}: {value}"]
+    script = None
+    if method != "GET":
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(f'wrk.method = "{method}"\n')
+        script.close()
+        args += ["-s", script.name]
+    try:
+        output = subprocess.run(args + [url + path], capture_output=True, text=True, timeout=seconds + 30).stdout
+    finally:
+        if script is not None:
+            os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+    def latency(label: str) -> float:
+        match = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", output)
+        if not match:
+            return 0.0
+        value, unit = float(match.group(1)), match.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+    total = re.search(r"(\d+) requests in", output)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
+    return {"requests": int(total.group(1)) if total else 0, "rps": rps, "p50_ms": latency("50"),
+            "p99_ms": latency("99"), "statuses": {"non-2xx": int(non2xx.group(1))} if non2xx else {}, "errors": 0}
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+async def _login(port: int, username: str) -> dict[str, Any]:
+    body = f"username={username}&password={PASSWORD}".encode()
+    status, payload = await _one("POST", "/token", port,
+                                 {"Content-Type": "application/x-www-form-urlencoded"}, body)
+    if status != 200:
+        raise RuntimeError(f"login as {username} failed with {status}")
+    import json
+
+    return json.loads(payload)
+
+
+def _tamper(token: str) -> str:
+    head, payload, signature = token.split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    return ".".join((head, payload, flipped))
+
+
+def run(quick: bool = False, alg: str | None = None) -> list[dict[str, Any]]:
+    """Run every scenario once against one fresh server; one dict per row.
+
+    ``alg``: the signing algorithm of the database (default: what `authctl init` picks).
+    """
+    seconds = 1.0 if quick else 3.0
+    warmup = 0.3 if quick else 1.0
+    connections = 16 if quick else 32
+    use_wrk = shutil.which("wrk") is not None
+    generator = "wrk" if use_wrk else f"python asyncio client, {connections} keep-alive connections"
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="authctl-bench-") as tmp:
+        db = Path(tmp) / "bench.db"
+        _prepare(db, alg)
+        port = _free_port()
+        with _server(db, port) as url:
+            suman = asyncio.run(_login(port, "suman"))["access_token"]
+            rahul = asyncio.run(_login(port, "rahul"))["access_token"]
+            scenarios = [
+                ("GET /health (public, baseline)", "GET", "/health", {}),
+                ("GET /whoami (authenticated)", "GET", "/whoami", {"Authorization": f"Bearer {suman}"}),
+                ("GET /profile, no token (401)", "GET", "/profile", {}),
+                ("GET /profile, bad signature (401)", "GET", "/profile", {"Authorization": f"Bearer {_tamper(suman)}"}),
+                ("DELETE /student/3 as rahul (403)", "DELETE", "/student/3", {"Authorization": f"Bearer {rahul}"}),
+            ]
+            for name, method, path, headers in scenarios:
+                if use_wrk:
+                    result = _wrk(url, path, method, headers, connections, seconds)
+                else:
+                    raw = _request(method, path, port, headers)
+                    result = asyncio.run(_load(port, raw, connections, seconds, warmup))
+                rows.append({"scenario": name, "generator": generator, "seconds": seconds, **result})
+            rows.append(_during_login_burst(port, seconds, warmup, connections))
+    baseline = rows[0]["rps"] or 1.0
+    for row in rows:
+        row["vs_health"] = round(row["rps"] / baseline, 2)
+    whoami = rows[1]
+    whoami["target"] = f">= {TARGET_RATIO}x health"
+    whoami["meets_target"] = whoami["vs_health"] >= TARGET_RATIO
+    return rows
+
+
+def _during_login_burst(port: int, seconds: float, warmup: float, connections: int) -> dict[str, Any]:
+    """/health throughput while 8 clients log in back to back (argon2 in worker threads)."""
+    body = f"username=suman&password={PASSWORD}".encode()
+    login_raw = _request("POST", "/token", port, {"Content-Type": "application/x-www-form-urlencoded"}, body)
+    health_raw = _request("GET", "/health", port)
+
+    async def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        health, logins = await asyncio.gather(
+            _load(port, health_raw, connections, seconds, warmup),
+            _load(port, login_raw, 8, seconds, warmup),
+        )
+        return health, logins
+
+    health, logins = asyncio.run(both())
+    return {
+        "scenario": "GET /health during a login burst (8 clients)",
+        "generator": f"python asyncio client, {connections} + 8 connections",
+        "seconds": seconds, **health,
+        "logins_per_s": logins["rps"], "login_p50_ms": logins["p50_ms"], "login_statuses": logins["statuses"],
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    header = f"{'scenario':<46} {'req/s':>9} {'vs health':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        extra = f"  (logins/s {row['logins_per_s']}, login p50 {row['login_p50_ms']} ms)" if "logins_per_s" in row else ""
+        lines.append(
+            f"{row['scenario']:<46} {row['rps']:>9.1f} {row['vs_health']:>8.2f}x {row['p50_ms']:>8.2f} "
+            f"{row['p99_ms']:>8.2f}  {row['statuses']}{extra}"
+        )
+    whoami = rows[1]
+    lines.append("")
+    lines.append(f"whoami / health = {whoami['vs_health']:.2f} (target >= {TARGET_RATIO}): "
+                 + ("met" if whoami["meets_target"] else "NOT met"))
+    lines.append(f"load generator: {rows[0]['generator']}; server: uvicorn, 1 worker, {HOST}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 s per scenario instead of 3 s")
+    parser.add_argument("--alg", help="signing algorithm for the database (default: authctl init's)")
+    options = parser.parse_args()
+    print(_table(run(quick=options.quick, alg=options.alg)))
