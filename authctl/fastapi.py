@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .store import Store, User
     from .tokens import Identity
 
-__all__ = ["Auth", "public", "requirement_of", "offline_docs", "REQUIREMENT_ATTR"]
+__all__ = ["Auth", "public", "requirement_of", "offline_docs", "internal_error_handler", "whoami_view", "REQUIREMENT_ATTR"]
 
 #: The attribute every authctl dependency callable (and any route marked with one) carries.
 REQUIREMENT_ATTR = "authctl_requirement"
@@ -122,7 +122,8 @@ class Auth:
         self.backoff_after = backoff_after
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.hash_concurrency = hash_concurrency or max(1, min(4, os.cpu_count() or 1))
+        # leave a core to the event loop: hashing never starves the requests that need no hash
+        self.hash_concurrency = hash_concurrency or max(1, min(4, (os.cpu_count() or 2) - 1))
         self._sleep = sleep or asyncio.sleep
         self._limiter_for: tuple[Any, anyio.CapacityLimiter] | None = None
         self._hashers: dict[tuple[int, int, int], "Hasher"] = {}
@@ -475,10 +476,7 @@ def whoami_view(store: "Store", identity: "Identity") -> dict[str, Any]:
 def _jwks(store: "Store") -> dict[str, Any]:
     from . import keys
 
-    try:
-        return keys.jwks(store.keys())
-    except AttributeError:  # a jwks(store) signature
-        return keys.jwks(store)  # type: ignore[arg-type]
+    return keys.jwks(store.keys())
 
 
 def _login_key(username: str) -> str:

@@ -238,6 +238,34 @@ def test_require_any_and_owner(demo_db, admin):
         auth.close()
 
 
+def test_your_own_app_with_the_router_under_a_prefix(demo_db, admin):
+    from fastapi import Depends, FastAPI
+
+    auth = Auth(db=demo_db, prefix="/auth")
+    app = FastAPI()
+    app.include_router(auth.router)
+
+    @app.delete("/student/{id}")
+    async def delete_student(id: int, user=Depends(auth.require("students:delete"))) -> dict:
+        return {"message": f"Student {id} deleted by {user.username}"}
+
+    client = Client(app)
+    try:
+        login = client.post("/auth/token", data={"username": "suman", "password": PASSWORD})
+        assert login.status_code == 200
+        token = login.json()["access_token"]
+        assert client.delete("/student/3", token=token).json() == {"message": "Student 3 deleted by suman"}
+        assert client.get("/auth/whoami", token=token).json()["user"]["username"] == "suman"
+        assert client.get("/auth/.well-known/jwks.json").status_code == 200
+        assert client.delete("/student/3", token=issue(admin, "rahul")).status_code == 403
+        spec = client.get("/openapi.json").json()
+        (scheme,) = spec["components"]["securitySchemes"].values()
+        assert scheme["flows"]["password"]["tokenUrl"] == "auth/token"
+    finally:
+        client.close()
+        auth.close()
+
+
 def test_current_user_and_require_authenticate_once(demo_db, admin, monkeypatch):
     from fastapi import Depends, FastAPI
 
