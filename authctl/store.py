@@ -825,10 +825,6 @@ class Store:
     def is_revoked(self, jti: str) -> bool:
         return self.conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
 
-    def has_revocations(self) -> bool:
-        """Whether any jti is denylisted at all (verifiers skip the lookup while none is)."""
-        return self.conn.execute("SELECT EXISTS (SELECT 1 FROM revoked_tokens)").fetchone()[0] == 1
-
     def change_stamp(self) -> tuple[int, int]:
         """Differs whenever any connection has committed a change since the last call.
 
@@ -836,6 +832,28 @@ class Store:
         one's; together a cheap test for "keys, settings or revocations may have changed".
         """
         return self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes
+
+    def token_state(self, jti: str, sub: str, *, by: str = "uid") -> tuple[tuple[int, int], bool, User | None]:
+        """What a verifier needs, in one statement: (change stamp, is ``jti`` revoked, the subject or None).
+
+        ``by`` is ``uid`` or ``username`` (the ``sub_claim`` setting). One round trip on every
+        request instead of three; the stamp tells the caller whether its cached keys and
+        settings are still current.
+        """
+        if by == "uid":
+            column, value = "uid", sub
+        else:
+            try:
+                column, value = "username_key", username_key(sub)
+            except InvalidInput:
+                column, value = "username_key", None
+        row = self.conn.execute(
+            f"SELECT dv.data_version, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), {self._USER_COLUMNS} "
+            f"FROM pragma_data_version AS dv LEFT JOIN users u ON u.{column} = ?",
+            (jti, value),
+        ).fetchone()
+        user = self._user(row[2:]) if row[2] is not None else None
+        return (row[0], self.conn.total_changes), bool(row[1]), user
 
     # ----------------------------------------------------------------- refresh-token families
 

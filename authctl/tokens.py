@@ -3,9 +3,10 @@
 ``verify`` is on every request's path, so it parses the compact form itself
 (strict base64url, UTF-8 JSON that refuses duplicate members), verifies the
 signature with PyJWT's algorithm objects over keys parsed once (``KeyRing``),
-and does at most two indexed lookups: the revocation (by primary key, skipped
-while nothing is revoked) and the user. ``inspect`` runs the very same checks
-without stopping at the first failure, so its verdict matches ``verify``.
+and reads the database once: one statement gives the revocation (by primary
+key), the user (by unique index) and a change stamp that keeps the cached keys
+and settings honest. ``inspect`` runs the very same checks without stopping at
+the first failure, so its verdict matches ``verify``.
 
 Rules: the algorithm comes from the key, never the token; ``exp``, ``iat``,
 ``sub``, ``iss``, ``aud`` (when configured) and ``jti`` are required; a leeway
@@ -18,9 +19,9 @@ claim, never a token, secret or key.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
-import re
 import secrets
 import time
 import weakref
@@ -55,7 +56,6 @@ RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "v
 # Header members that point at keys elsewhere: never followed, so refused outright.
 REFUSED_HEADERS = ("jku", "x5u", "jwk", "x5c")
 INFORMATIONAL_CHECKS = frozenset({"roles"})  # drift is shown, but authorization reads the database
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_ID = 256
 
 
@@ -162,11 +162,21 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64_VALUE = {char: index for index, char in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_PADDING = ("", None, "==", "=")
+_UNUSED_BITS = (0, 0, 0x0F, 0x03)  # by length % 4: low bits of the last character that must be zero
+
+
 def _b64decode(segment: str, what: str) -> bytes:
-    if len(segment) % 4 == 1 or not _SEGMENT.fullmatch(segment):
+    """Strict base64url: its alphabet only, no padding, canonical final bits (one token, one spelling)."""
+    rest = len(segment) % 4
+    if rest == 1 or "+" in segment or "/" in segment or "=" in segment:
         raise TokenMalformed(f"the {what} is not base64url")
-    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if _b64url(data) != segment:  # non-canonical trailing bits: one token, one spelling
+    try:
+        data = binascii.a2b_base64(segment.replace("-", "+").replace("_", "/") + _PADDING[rest], strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise TokenMalformed(f"the {what} is not base64url") from None
+    if rest and _B64_VALUE[segment[-1]] & _UNUSED_BITS[rest]:
         raise TokenMalformed(f"the {what} is not canonical base64url")
     return data
 
@@ -190,9 +200,12 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+
+
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constant)
+        obj = _DECODER.decode(data.decode("utf-8"))
     except _Duplicate as exc:
         raise TokenMalformed(f"the {what} repeats the member {str(exc)[:40]!r}; refused as ambiguous") from None
     except UnicodeDecodeError:
@@ -292,7 +305,7 @@ def _number(value: Any) -> float | None:
 # first failure) and inspect (collects all), so the two can never disagree.
 
 _Result = tuple["bool | None", str, "type[TokenError] | None"]
-_NA: _Result = (None, "", None)
+_OK: _Result = (True, "", None)
 
 
 def _ok(detail: str = "") -> _Result:
@@ -336,8 +349,10 @@ def _alg_result(header: Mapping[str, Any], key: LoadedKey | None) -> _Result:
     return _ok(f"{key.alg}, the key's own algorithm")
 
 
-def _typ_result(header: Mapping[str, Any], expected: str | None, strict: bool) -> _Result:
+def _typ_result(header: Mapping[str, Any], expected: str | None, strict: bool, explain: bool = True) -> _Result:
     found = _token_type(header)
+    if expected is not None and found == expected and not explain:
+        return _OK
     shown = _shown(header.get("typ")) if "typ" in header else "none"
     if expected is not None:
         if found == expected:
@@ -402,8 +417,10 @@ def _iat_result(claims: Mapping[str, Any], now: int, leeway: int, strict: bool, 
     return _ok(f"issued {relative(iat, now)} ({format_utc(iat)})" if explain else "")
 
 
-def _iss_result(claims: Mapping[str, Any], settings: Settings | None) -> _Result:
+def _iss_result(claims: Mapping[str, Any], settings: Settings | None, explain: bool = True) -> _Result:
     iss = claims.get("iss")
+    if not explain and settings is not None and iss == settings.issuer and isinstance(iss, str):
+        return _OK
     if settings is None:
         return (None, f"{_shown(iss)} (not checked: no database settings)" if "iss" in claims else "no iss claim", None)
     if "iss" not in claims:
@@ -413,8 +430,10 @@ def _iss_result(claims: Mapping[str, Any], settings: Settings | None) -> _Result
     return _ok(f"{_shown(iss)}")
 
 
-def _aud_result(claims: Mapping[str, Any], settings: Settings | None) -> _Result:
+def _aud_result(claims: Mapping[str, Any], settings: Settings | None, explain: bool = True) -> _Result:
     aud = claims.get("aud")
+    if not explain and settings is not None and settings.audience and aud == settings.audience:
+        return _OK
     if settings is None:
         return (None, f"{_shown(aud)} (not checked: no database settings)" if "aud" in claims else "no aud claim", None)
     expected = settings.audience
@@ -506,27 +525,33 @@ class _Context:
     stamp: tuple[int, int]
     settings: Settings
     ring: KeyRing
-    revocations: bool
 
 
 _CONTEXTS: "weakref.WeakKeyDictionary[Store, _Context]" = weakref.WeakKeyDictionary()
 
 
 def _context(store: "Store") -> _Context:
-    """Settings, parsed keys and "anything revoked?" per open store, rebuilt when the database changes."""
+    """Settings and parsed keys per open store, rebuilt when the database has changed."""
     stamp = store.change_stamp()
     ctx = _CONTEXTS.get(store)
     if ctx is None or ctx.stamp != stamp:
-        ctx = _Context(stamp, store.settings(), KeyRing.for_store(store), store.has_revocations())
+        ctx = _Context(stamp, store.settings(), KeyRing.for_store(store))
         _CONTEXTS[store] = ctx
     return ctx
+
+
+class _Stale(Exception):
+    """The cached keys or settings were older than the database: verify again."""
 
 
 # --------------------------------------------------------------------------- issue
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def _check_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -556,14 +581,19 @@ def issue(
     not_yet_valid: bool = False,
     now: int | None = None,
     family: str | None = None,
+    allow_disabled: bool = False,
 ) -> IssuedToken:
-    """Sign a token for a user with the active key. ``audience=""`` omits ``aud``."""
+    """Sign a token for a user with the active key. ``audience=""`` omits ``aud``.
+
+    ``allow_disabled`` signs even for a disabled account: offline explanations use it
+    to show the 401 such a token really gets. The CLI never sets it.
+    """
     ctx = _context(store)
     settings = ctx.settings
     if expired and not_yet_valid:
         raise InvalidInput("choose one of --expired and --not-yet-valid")
     user = store.get_user(username)
-    if user.disabled:
+    if user.disabled and not allow_disabled:
         raise InvalidInput(f"user {user.username} is disabled; `authctl user enable {user.username}` first")
     lifetime = (settings.refresh_ttl if refresh else settings.access_ttl) if ttl is None else parse_duration(ttl)
     if lifetime <= 0:
@@ -631,10 +661,30 @@ def _signing_key(ring: KeyRing, header: Mapping[str, Any]) -> LoadedKey:
 
 
 def verify(store: "Store", token: str, *, expected_type: str = "access", now: int | None = None) -> Identity:
-    """The identity behind a valid token, or a specific ``TokenError`` with one safe line."""
+    """The identity behind a valid token, or a specific ``TokenError`` with one safe line.
+
+    The cached keys and settings are checked for freshness by the same statement that
+    reads the revocation and the user; a failure is confirmed against a fresh cache
+    before it is reported, so another process's rotate, retire or `config set` counts
+    from its very next request.
+    """
     if expected_type not in TYP:
         raise ValueError("expected_type must be 'access' or 'refresh'")
-    ctx = _context(store)
+    now = int(time.time()) if now is None else int(now)
+    ctx = _CONTEXTS.get(store) or _context(store)
+    for _attempt in range(3):
+        try:
+            return _verify(store, ctx, token, expected_type, now, final=False)
+        except _Stale:
+            pass
+        except TokenError:
+            if store.change_stamp() == ctx.stamp:
+                raise
+        ctx = _context(store)
+    return _verify(store, ctx, token, expected_type, now, final=True)
+
+
+def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: int, *, final: bool) -> Identity:
     parsed = _parse(token)
     header = parsed.header
     key = _signing_key(ctx.ring, header)
@@ -642,28 +692,30 @@ def verify(store: "Store", token: str, *, expected_type: str = "access", now: in
         raise TokenSignatureInvalid(f"the signature does not match key {key.kid}")
     claims = _json_object(_b64decode(parsed.payload_segment, "payload"), "payload")
     settings = ctx.settings
-    now = int(time.time()) if now is None else int(now)
     leeway = settings.leeway
     for ok, detail, cls in (
-        _typ_result(header, expected_type, True),
+        _typ_result(header, expected_type, True, False),
         _exp_result(claims, now, leeway, settings.max_ttl, False),
         _nbf_result(claims, now, leeway, False),
         _iat_result(claims, now, leeway, True, False),
-        _iss_result(claims, settings),
-        _aud_result(claims, settings),
+        _iss_result(claims, settings, False),
+        _aud_result(claims, settings, False),
         _jti_result(claims, True),
     ):
         if ok is False:
             raise cls(detail)  # type: ignore[misc]
-    jti = claims["jti"]
-    if ctx.revocations and store.is_revoked(jti):
-        raise TokenRevoked(f"token {_shown(jti)} was revoked")
-    sub = _sub(claims)
-    user = _find_user(store, settings, sub) if sub is not None else None
-    ok, detail, cls = _user_result(user, claims)
-    if ok is False:
+    jti, sub = claims["jti"], _sub(claims)
+    if sub is None:
+        ok, detail, cls = _user_result(None, claims)
         raise cls(detail)  # type: ignore[misc]
-    for ok, detail, cls in (_enabled_result(user), _version_result(user, claims)):  # type: ignore[arg-type]
+    stamp, revoked, user = store.token_state(jti, sub, by=settings.sub_claim)
+    if stamp != ctx.stamp and not final:
+        raise _Stale()
+    if revoked:
+        raise TokenRevoked(f"token {_shown(jti)} was revoked")
+    if user is None:
+        raise TokenUserInvalid(_user_result(None, claims)[1])
+    for ok, detail, cls in (_enabled_result(user), _version_result(user, claims)):
         if ok is False:
             raise cls(detail)  # type: ignore[misc]
     return Identity(

@@ -176,6 +176,9 @@ def test_disabled_and_unknown_users_get_a_clear_error(store: Store) -> None:
         tokens.issue(store, "rahul")
     with pytest.raises(NotFound, match="no user named 'ghost'"):
         tokens.issue(store, "ghost")
+    explained = tokens.issue(store, "rahul", allow_disabled=True)  # for offline explanations only
+    with pytest.raises(TokenUserInvalid, match="rahul is disabled"):
+        tokens.verify(store, explained.token)
 
 
 def test_negative_presets(store: Store) -> None:
@@ -583,6 +586,31 @@ def test_changes_from_another_connection_are_seen(store: Store) -> None:
     with pytest.raises(TokenClaimInvalid, match="issuer 'authctl' is not the expected"):
         tokens.verify(store, suman)
     assert tokens.issue(store, "suman").claims["iss"] == "https://auth.example"
+
+
+def test_a_stale_cache_never_causes_a_wrong_refusal(store: Store) -> None:
+    """Another process rotates and changes the issuer; this store's very next verify agrees."""
+    tokens.verify(store, tokens.issue(store, "rahul").token)  # the cache is warm
+    with Store.open(store.path) as other:
+        other.add_key(keys.generate("EdDSA"))
+        other.set_setting("issuer", "https://auth.example")
+        minted = tokens.issue(other, "rahul").token
+    identity = tokens.verify(store, minted)
+    assert identity.header["alg"] == "EdDSA" and identity.claims["iss"] == "https://auth.example"
+
+
+def test_verify_reads_the_database_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = tokens.issue(store, "rahul").token
+    tokens.verify(store, token)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        tokens.verify(store, token)
+    finally:
+        store.conn.set_trace_callback(None)
+    top_level = [sql for sql in statements if not sql.startswith("--")]  # "--": SQLite's own nested statements
+    assert len(top_level) == 1 and "revoked_tokens" in top_level[0] and "users" in top_level[0]
+    assert all(token not in sql for sql in statements)
 
 
 def test_verify_does_not_reparse_keys(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
