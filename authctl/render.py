@@ -302,7 +302,7 @@ def inspection_report(inspection: Any, now: int) -> None:
     from rich.panel import Panel
 
     console = out()
-    if not inspection.verified:
+    if not inspection.verified and inspection.header is not None:
         console.print(Panel(
             text("UNVERIFIED — no known key verified this signature. Anyone could have written these "
                  "claims: do not trust them.", "bold"),

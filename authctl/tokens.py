@@ -147,7 +147,7 @@ def format_span(seconds: float) -> str:
     if seconds < 730 * 86400:
         return f"{round(seconds / 86400)} d"
     years = seconds / (365.25 * 86400)
-    return f"{round(years)} y" if years < 1e6 else "forever"
+    return f"{round(years)} y" if years < 1e6 else "more than a million years"
 
 
 def relative(timestamp: float, now: float, future: str = "in {}", past: str = "{} ago", present: str = "just now") -> str:
