@@ -129,8 +129,11 @@ async def _one(method: str, path: str, port: int, headers: dict[str, str] | None
         writer.close()
 
 
-async def _load(port: int, raw: bytes, connections: int, seconds: float, warmup: float) -> dict[str, Any]:
-    """``connections`` keep-alive connections, each sending ``raw`` back to back, for ``seconds``."""
+async def _load(port: int, raw: bytes, connections: int, seconds: float, warmup: float = 0.0) -> dict[str, Any]:
+    """``connections`` keep-alive connections, each sending ``raw`` back to back, for ``seconds``.
+
+    Returns the raw slice (latencies, statuses, errors, seconds); ``_summary`` folds slices.
+    """
     start_at = time.perf_counter() + warmup
     stop_at = start_at + seconds
     latencies: list[float] = []
@@ -159,18 +162,25 @@ async def _load(port: int, raw: bytes, connections: int, seconds: float, warmup:
             writer.close()
 
     await asyncio.gather(*[worker() for _ in range(connections)])
-    return _summary(latencies, statuses, seconds, errors)
+    return {"latencies": latencies, "statuses": statuses, "errors": errors, "seconds": seconds}
 
 
-def _summary(latencies: list[float], statuses: dict[int, int], seconds: float, errors: int) -> dict[str, Any]:
-    latencies.sort()
+def _summary(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fold measurement slices of one scenario into req/s and latency percentiles."""
+    latencies = sorted(x for piece in slices for x in piece["latencies"])
+    statuses: dict[int, int] = {}
+    for piece in slices:
+        for status, count in piece["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    seconds = sum(piece["seconds"] for piece in slices) or 1.0
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
 
     return {
         "requests": len(latencies), "rps": round(len(latencies) / seconds, 1), "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99), "statuses": {str(k): v for k, v in sorted(statuses.items())}, "errors": errors,
+        "p99_ms": pct(0.99), "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": sum(piece["errors"] for piece in slices), "seconds": round(seconds, 2),
     }
 
 
@@ -201,10 +211,11 @@ def _wrk(url: str, path: str, method: str, headers: dict[str, str], connections:
         value, unit = float(match.group(1)), match.group(2)
         return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
 
-    total = re.search(r"(\d+) requests in", output)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
-    return {"requests": int(total.group(1)) if total else 0, "rps": rps, "p50_ms": latency("50"),
-            "p99_ms": latency("99"), "statuses": {"non-2xx": int(non2xx.group(1))} if non2xx else {}, "errors": 0}
+    # a slice in _load's shape: wrk gives percentiles, not samples, so p50 stands for each request
+    count = int(rps * max(1, round(seconds)))
+    return {"latencies": [latency("50") / 1000] * count, "seconds": float(max(1, round(seconds))),
+            "statuses": {"non-2xx": int(non2xx.group(1))} if non2xx else {}, "errors": 0}
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -228,16 +239,19 @@ def _tamper(token: str) -> str:
 
 
 def run(quick: bool = False, alg: str | None = None) -> list[dict[str, Any]]:
-    """Run every scenario once against one fresh server; one dict per row.
+    """Run every scenario against one fresh server; one dict per row.
 
-    ``alg``: the signing algorithm of the database (default: what `authctl init` picks).
+    Scenarios are interleaved in short rounds (each round runs every scenario once),
+    so a change in machine load during the run affects all of them alike and the
+    ratios stay meaningful. ``alg``: the database's signing algorithm (default:
+    what `authctl init` picks).
     """
-    seconds = 1.0 if quick else 3.0
-    warmup = 0.3 if quick else 1.0
+    rounds, slice_s = (2, 0.5) if quick else (6, 0.5)
     connections = 16 if quick else 32
     use_wrk = shutil.which("wrk") is not None
+    if use_wrk:
+        rounds, slice_s = (1, 1.0) if quick else (3, 1.0)
     generator = "wrk" if use_wrk else f"python asyncio client, {connections} keep-alive connections"
-    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="authctl-bench-") as tmp:
         db = Path(tmp) / "bench.db"
         _prepare(db, alg)
@@ -252,14 +266,29 @@ def run(quick: bool = False, alg: str | None = None) -> list[dict[str, Any]]:
                 ("GET /profile, bad signature (401)", "GET", "/profile", {"Authorization": f"Bearer {_tamper(suman)}"}),
                 ("DELETE /student/3 as rahul (403)", "DELETE", "/student/3", {"Authorization": f"Bearer {rahul}"}),
             ]
-            for name, method, path, headers in scenarios:
-                if use_wrk:
-                    result = _wrk(url, path, method, headers, connections, seconds)
-                else:
-                    raw = _request(method, path, port, headers)
-                    result = asyncio.run(_load(port, raw, connections, seconds, warmup))
-                rows.append({"scenario": name, "generator": generator, "seconds": seconds, **result})
-            rows.append(_during_login_burst(port, seconds, warmup, connections))
+            slices: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in scenarios}
+            burst_health: list[dict[str, Any]] = []
+            burst_logins: list[dict[str, Any]] = []
+            for round_number in range(rounds + 1):  # round 0 warms up and is not recorded
+                for name, method, path, headers in scenarios:
+                    if use_wrk:
+                        piece = _wrk(url, path, method, headers, connections, slice_s)
+                    else:
+                        raw = _request(method, path, port, headers)
+                        piece = asyncio.run(_load(port, raw, connections, slice_s if round_number else 0.2))
+                    if round_number:
+                        slices[name].append(piece)
+                health, logins = _during_login_burst(port, slice_s if round_number else 0.2, connections)
+                if round_number:
+                    burst_health.append(health)
+                    burst_logins.append(logins)
+    rows = [{"scenario": name, "generator": generator, **_summary(pieces)} for name, pieces in slices.items()]
+    logins = _summary(burst_logins)
+    rows.append({
+        "scenario": "GET /health during a login burst (8 clients)",
+        "generator": f"python asyncio client, {connections} + 8 connections", **_summary(burst_health),
+        "logins_per_s": logins["rps"], "login_p50_ms": logins["p50_ms"], "login_statuses": logins["statuses"],
+    })
     baseline = rows[0]["rps"] or 1.0
     for row in rows:
         row["vs_health"] = round(row["rps"] / baseline, 2)
@@ -269,26 +298,19 @@ def run(quick: bool = False, alg: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _during_login_burst(port: int, seconds: float, warmup: float, connections: int) -> dict[str, Any]:
-    """/health throughput while 8 clients log in back to back (argon2 in worker threads)."""
+def _during_login_burst(port: int, seconds: float, connections: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """/health while 8 clients log in back to back (argon2 in worker threads): two slices."""
     body = f"username=suman&password={PASSWORD}".encode()
     login_raw = _request("POST", "/token", port, {"Content-Type": "application/x-www-form-urlencoded"}, body)
     health_raw = _request("GET", "/health", port)
 
     async def both() -> tuple[dict[str, Any], dict[str, Any]]:
-        health, logins = await asyncio.gather(
-            _load(port, health_raw, connections, seconds, warmup),
-            _load(port, login_raw, 8, seconds, warmup),
-        )
-        return health, logins
+        # logins start first, so /health is measured while hashes are under way
+        logins_task = asyncio.ensure_future(_load(port, login_raw, 8, seconds + 0.2))
+        health = await _load(port, health_raw, connections, seconds, warmup=0.2)
+        return health, await logins_task
 
-    health, logins = asyncio.run(both())
-    return {
-        "scenario": "GET /health during a login burst (8 clients)",
-        "generator": f"python asyncio client, {connections} + 8 connections",
-        "seconds": seconds, **health,
-        "logins_per_s": logins["rps"], "login_p50_ms": logins["p50_ms"], "login_statuses": logins["statuses"],
-    }
+    return asyncio.run(both())
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
