@@ -158,6 +158,11 @@ class Auth:
     def settings(self) -> Any:
         return self.store.settings(self._overrides)
 
+    def use_store(self, store: "Store") -> None:
+        """Serve from another open database from the next request on (``check --live`` snapshots)."""
+        self.close()
+        self._store, self._owns_store = store, False
+
     # ------------------------------------------------------------------ dependencies
 
     def require(self, *permissions: str, owner_param: str | None = None) -> Callable[..., Any]:
@@ -444,6 +449,35 @@ class _Guard(OAuth2PasswordBearer):
 
     def __repr__(self) -> str:
         return f"<authctl {self.__name__}>"
+
+
+def auth_objects(app: Any) -> list["Auth"]:
+    """Every ``Auth`` an app's routes depend on (and ``app.state.auth``), without running them."""
+    found: dict[int, Auth] = {}
+    state_auth = getattr(getattr(app, "state", None), "auth", None)
+    if isinstance(state_auth, Auth):
+        found[id(state_auth)] = state_auth
+
+    def walk(dependant: Any) -> None:
+        for sub in getattr(dependant, "dependencies", ()) or ():
+            call = getattr(sub, "call", None)
+            if isinstance(call, _Guard):
+                found.setdefault(id(call._auth), call._auth)
+            walk(sub)
+
+    from . import routes
+
+    for info in routes.inventory(app):
+        walk(getattr(info.route, "dependant", None))
+    return list(found.values())
+
+
+def rebind(app: Any, store: "Store") -> int:
+    """Point every ``Auth`` of ``app`` at ``store``; returns how many were rebound."""
+    auths = auth_objects(app)
+    for auth in auths:
+        auth.use_store(store)
+    return len(auths)
 
 
 def whoami_view(store: "Store", identity: "Identity") -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Requirement:
         if self.kind != "permission":
             return self.kind
         joined = (" or " if self.mode == "any" else " and ").join(self.permissions)
-        return f"{joined}" + (f" (or the user whose id is {{{self.owner_param}}})" if self.owner_param else "")
+        return joined + (f" (or own {{{self.owner_param}}})" if self.owner_param else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "permissions": list(self.permissions), "mode": self.mode, "owner_param": self.owner_param}
@@ -122,9 +122,14 @@ def authenticate(store: "Store", token: str | None, *, explain: bool = False, no
 
 
 def authorize(
-    store: "Store", authentication: Authentication, requirement: Requirement, path_params: Mapping[str, Any] | None = None
+    store: "Store", authentication: Authentication, requirement: Requirement, path_params: Mapping[str, Any] | None = None,
+    *, explain: bool = False,
 ) -> Decision:
-    """Phase 2: public routes pass; otherwise authenticated first (401), then permitted (403)."""
+    """Phase 2: public routes pass; otherwise authenticated first (401), then permitted (403).
+
+    ``explain`` adds the 403 hint (the smallest change that would allow it); it costs
+    a few queries, so the request path leaves it off.
+    """
     if requirement.kind == "public":
         return Decision(ALLOWED, requirement, authentication, reason="the route is public")
     if not authentication.ok:
@@ -150,7 +155,7 @@ def authorize(
     reason = f"{user.username} lacks " + (" and ".join(missing) if requirement.mode == "all" else "any of " + ", ".join(needed))
     return Decision(
         FORBIDDEN, requirement, authentication, access, granted, missing, owner_match, reason,
-        hint=_forbidden_hint(store, user.username, access, needed, requirement.mode),
+        hint=_forbidden_hint(store, user.username, access, needed, requirement.mode) if explain else None,
     )
 
 
@@ -160,7 +165,7 @@ def decide(
 ) -> Decision:
     if requirement.kind == "public":
         return authorize(store, Authentication(identity=None, given=token is not None), requirement, path_params)
-    return authorize(store, authenticate(store, token, explain=explain, now=now), requirement, path_params)
+    return authorize(store, authenticate(store, token, explain=explain, now=now), requirement, path_params, explain=explain)
 
 
 def _is_owner(user: Any, value: Any) -> bool:

@@ -294,7 +294,7 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
     return grid
 
 
-_MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("–", "dim")}
+_INSPECT_MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("–", "dim")}
 
 
 def inspection_report(inspection: Any, now: int) -> None:
@@ -317,7 +317,7 @@ def inspection_report(inspection: Any, now: int) -> None:
     console.print(text("Checks", "bold underline"))
     table = _table("", "check", "detail")
     for check in inspection.checks:
-        mark, style = _MARK[check.ok]
+        mark, style = _INSPECT_MARK[check.ok]
         table.add_row(text(mark, style), text(check.name), text(check.detail, "red" if check.ok is False else ""))
     console.print(table)
     for warning in inspection.warnings:
@@ -361,3 +361,154 @@ def routes_table(infos: Iterable[Any]) -> None:
             text(kind, styles.get(kind, "dim") or "dim"), text(info.name or "", "dim"),
         )
     out().print(table)
+
+
+# --------------------------------------------------------------------------- check
+
+
+_MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("·", "dim")}
+_VERDICT_STYLE = {200: "bold green", 401: "bold yellow", 403: "bold red"}
+
+
+def _mark(ok: bool | None, label: str, detail: str = "") -> Any:
+    symbol, style = _MARK[ok]
+    line = text(f"{symbol} ", style) + text(label, "bold" if ok is False else "")
+    if detail:
+        line.append(f"  {detail}", style="dim" if ok is not False else "")
+    return line
+
+
+def check_report(data: dict[str, Any]) -> None:
+    """The two-phase trace of ``authctl check`` (from ``explain.check_json``) and the verdict."""
+    from rich.tree import Tree
+
+    request, route, authn, authz, verdict = (
+        data["request"], data["route"], data["authentication"], data["authorization"], data["verdict"]
+    )
+    params = ", ".join(f"{k}={v}" for k, v in route["path_params"].items())
+    title = text(f"{request['method']} {request['path']}", "bold") + text(
+        f"  →  route {route['method']} {route['path']}" + (f" ({params})" if params else ""), "dim"
+    )
+    tree = Tree(title)
+    phase1 = tree.add(text("1  Authentication — who are you?", "bold cyan"))
+    subject = authn["subject"]
+    if subject["kind"] == "user":
+        phase1.add(_mark(None, f"token minted for {subject['label']}", f"active key {subject['kid']}"))
+    elif subject["kind"] == "token":
+        phase1.add(_mark(None, "the given token"))
+    if not authn["checked"]:
+        phase1.add(_mark(None, "not needed: the route is public" if not verdict["unprotected"] else
+                         "not checked: the route has no authctl requirement"))
+    elif subject["kind"] == "anonymous":
+        phase1.add(_mark(False, "no bearer token", "the request carries no Authorization header"))
+    else:
+        for check in authn["checks"]:
+            phase1.add(_mark(check["ok"], check["name"], check["detail"]))
+    if authn["checked"]:
+        if authn["identity"]:
+            phase1.add(text("→ authenticated as ", "green") + text(authn["identity"]["username"], "bold green"))
+        else:
+            phase1.add(text("→ not authenticated: ", "yellow") + text(authn["reason"]))
+    phase2 = tree.add(text("2  Authorization — what may you do?", "bold cyan"))
+    phase2.add(text("requirement: ", "dim") + text(verdict["unprotected"] and "none (unprotected?)" or authz["requires"], "bold"))
+    if authz["roles"]:
+        roles = ", ".join(r["role"] + ("" if r["via"] is None else f" (via {r['via']})") for r in authz["roles"])
+        phase2.add(text("roles: ", "dim") + text(roles))
+        perms = ", ".join(f"{p['permission']} ({p['granted_by']})" for p in authz["permissions"]) or "none"
+        phase2.add(text("effective permissions: ", "dim") + text(perms))
+    elif authn["identity"] and authz["requirement"]["kind"] == "permission":
+        phase2.add(text("roles: none", "yellow"))
+    for grant in authz["granted"]:
+        phase2.add(_mark(True, grant["permission"], f"granted by role {grant['granted_by']}"))
+    for missing in authz["missing"]:
+        phase2.add(_mark(False, missing, "missing"))
+    if authz["owner_match"]:
+        phase2.add(_mark(True, "owner", "the path names the caller's own record"))
+    if verdict["status"] == 401:
+        phase2.add(_mark(None, "not reached: authentication failed first"))
+    status = verdict["status"]
+    label = {200: "ALLOWED (200-class)", 401: "401 UNAUTHENTICATED", 403: "403 FORBIDDEN"}[status]
+    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, _VERDICT_STYLE[status]))
+    phase3.add(text(verdict["reason"]))
+    if verdict["unprotected"]:
+        phase3.add(text("⚠ unprotected? this route has no authctl requirement and is not marked public", "bold yellow"))
+    if verdict["hint"]:
+        phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
+    live = data.get("live")
+    if live:
+        agree = live["agrees"]
+        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}")
+        line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision", style="green" if agree else "bold red")
+        phase3.add(line)
+        for problem in live["lints"]:
+            phase3.add(text(f"⚠ {problem}", "yellow"))
+    out().print(tree)
+
+
+# --------------------------------------------------------------------------- matrix, probe
+
+
+_CELL_STYLE = {"allow": "green", "401": "yellow", "403": "red"}
+
+
+def _cell_text(cell: Any) -> Any:
+    if cell.decision is None:  # observed only
+        status = cell.live_status
+        shown = text("—" if status is None else str(status), _CELL_STYLE.get(cell.outcome, ""))
+    else:
+        shown = text(str(cell.decision), _CELL_STYLE.get(cell.outcome if cell.live is None else
+                                                           {200: "allow"}.get(cell.decision, str(cell.decision)), ""))
+        if cell.live is not None:
+            shown.append(" ✓" if cell.agrees else f"≠{cell.live_status} ✗", style="green" if cell.agrees else "bold red")
+    if cell.meets_expectation is False:
+        shown.append(f" (expected {cell.expected})", style="bold red")
+    return shown
+
+
+def matrix_table(cells: list[Any], users: list[str]) -> None:
+    table = _table("route", "requires", *users)
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for cell in cells:
+        rows.setdefault((cell.route.method, cell.route.path), []).append(cell)
+    for (method, path), row in rows.items():
+        route = row[0].route
+        requires = text(route.requires, "bold yellow" if route.unprotected else "dim")
+        if route.unprotected:
+            requires.append(" ⚠", style="bold yellow")
+        by_user = {cell.user: cell for cell in row}
+        table.add_row(text(f"{method} {path}"), requires, *[_cell_text(by_user[u]) if u in by_user else text("") for u in users])
+    out().print(table)
+
+
+def probe_report(whoami: Any, response: Any, request: tuple[str, str] | None) -> None:
+    """The server's own view (/whoami), then the request's status, key headers and body."""
+    from rich.panel import Panel
+
+    status_style = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red"}
+    who = text(f"GET /whoami → {whoami.status} {whoami.outcome}\n", status_style.get(whoami.outcome, "bold"))
+    if whoami.status == 200 and isinstance(whoami.body, dict):
+        body = whoami.body
+        user = body.get("user") if isinstance(body.get("user"), dict) else body
+        who.append(f"user: {user.get('username', '?')}\n")
+        roles = body.get("roles") or user.get("roles")
+        if roles is not None:
+            who.append(f"roles: {', '.join(r if isinstance(r, str) else r.get('role', '?') for r in roles) or 'none'}\n")
+        permissions = body.get("permissions")
+        if permissions is not None:
+            who.append("permissions: " + (", ".join(p if isinstance(p, str) else p.get("permission", "?") for p in permissions) or "none"))
+    else:
+        who.append(json.dumps(whoami.body)[:300] if not isinstance(whoami.body, str) else whoami.body[:300])
+    out().print(Panel(who, title="who the server thinks you are", title_align="left"))
+    for problem in whoami.lints:
+        warn(problem)
+    if response is None or request is None:
+        return
+    lines = text(f"{request[0]} {request[1]} → {response.status} {response.outcome}\n",
+                 status_style.get(response.outcome, "bold"))
+    for name, value in response.headers.items():
+        lines.append(f"{name}: {value}\n", style="dim")
+    body_text = response.body if isinstance(response.body, str) else json.dumps(response.body, ensure_ascii=False)
+    lines.append(body_text[:1000])
+    out().print(Panel(lines, title="the request", title_align="left"))
+    for problem in response.lints:
+        warn(problem)

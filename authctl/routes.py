@@ -406,7 +406,7 @@ def decide(
         else:
             if authentication is None:
                 authentication = policy.authenticate(store, token, explain=explain, now=now)
-            decision = policy.authorize(store, authentication, requirement, path_params)
+            decision = policy.authorize(store, authentication, requirement, path_params, explain=explain)
         if not decision.allowed:
             return decision
         if best is None or _KIND_RANK[decision.requirement.kind] >= _KIND_RANK[best.requirement.kind]:

@@ -303,6 +303,17 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def snapshot(self, destination: str | os.PathLike) -> Path:
+        """A consistent private copy (SQLite backup API), for live checks that may write."""
+        destination = Path(destination)
+        _create_private_file(destination)
+        target = sqlite3.connect(destination)
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+        return destination
+
     @property
     def db(self) -> Any:
         """sqlite-utils over the same connection, imported on first write."""

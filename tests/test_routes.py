@@ -22,7 +22,7 @@ DEMO_ROUTES = {
     ("GET", "/health"): "public",
     ("GET", "/profile"): "authenticated",
     ("GET", "/students"): "students:read",
-    ("GET", "/students/{id}"): "students:read (or the user whose id is {id})",
+    ("GET", "/students/{id}"): "students:read (or own {id})",
     ("DELETE", "/student/{id}"): "students:delete",
     ("GET", "/courses"): "public",
     ("POST", "/courses"): "courses:write",

@@ -85,9 +85,10 @@ def _register() -> None:
     app.add_typer(keys.app, name="key", help="Signing keys: list, rotate, retire, jwks, import.")
     app.add_typer(tokens.app, name="token", help="Tokens: issue, inspect, verify, revoke.")
     admin.register(app)
-    from . import serve
+    from . import check, serve
 
     serve.register(app)
+    check.register(app)
 
 
 _register()

@@ -10,12 +10,6 @@ from .. import render
 from .common import JsonFlag, state
 
 
-def _seed_demo(store, passwords: dict[str, str] | None) -> list:
-    from ..app.data import seed_demo
-
-    return seed_demo(store, passwords)
-
-
 def _demo_passwords(demo: bool, password_stdin: bool) -> dict[str, str] | None:
     """--password-stdin with --demo: one line, the password of every demo user."""
     import sys
@@ -63,25 +57,14 @@ def init(
     json_output: JsonFlag = False,
 ) -> None:
     """Create a new auth database (mode 0600) and its first signing key."""
-    from .. import keys
-    from ..store import Store, resolve_db_path
+    from ..bootstrap import create_database
+    from ..store import resolve_db_path
 
-    key = keys.generate(alg)  # before the file exists: a bad --alg leaves nothing behind
     demo_passwords = _demo_passwords(demo, password_stdin)
     path = resolve_db_path(state.db_option)
-    store = Store.create(path)
-    try:
-        with store.transaction():
-            if issuer is not None:
-                store.set_setting("issuer", issuer)
-            if audience is not None:
-                store.set_setting("audience", audience)
-            store.add_key(key)
-        demo_users = _seed_demo(store, demo_passwords) if demo else []
-    except BaseException:
-        store.close()
-        path.unlink(missing_ok=True)
-        raise
+    store, key, demo_users = create_database(
+        path, alg=alg, issuer=issuer, audience=audience, demo=demo, demo_passwords=demo_passwords
+    )
     with store:
         if state.wants_json(json_output):
             _emit_init_json({"database": str(path), "schema_version": store.schema_version,

@@ -1,0 +1,48 @@
+"""Creating a new auth database: the file, its first signing key, and optionally the demo."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from .app.data import DemoUser
+    from .store import SigningKey, Store
+
+
+def create_database(
+    path: str | os.PathLike,
+    *,
+    alg: str = "ES256",
+    issuer: str | None = None,
+    audience: str | None = None,
+    demo: bool = False,
+    demo_passwords: Mapping[str, str] | None = None,
+) -> tuple["Store", "SigningKey", list["DemoUser"]]:
+    """All or nothing: on any failure the new file is removed again."""
+    from pathlib import Path
+
+    from . import keys
+    from .store import Store
+
+    key = keys.generate(alg)  # before the file exists: a bad algorithm leaves nothing behind
+    path = Path(path)
+    store = Store.create(path)
+    try:
+        with store.transaction():
+            if issuer is not None:
+                store.set_setting("issuer", issuer)
+            if audience is not None:
+                store.set_setting("audience", audience)
+            store.add_key(key)
+        demo_users: list = []
+        if demo:
+            from .app.data import seed_demo
+
+            demo_users = seed_demo(store, demo_passwords)
+    except BaseException:
+        store.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        raise
+    return store, key, demo_users

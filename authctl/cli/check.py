@@ -1,0 +1,308 @@
+"""``authctl check``: who is this request, and what may it do?"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from .. import render
+from ..errors import InvalidInput
+from .common import JsonFlag, state
+
+AppOption = Annotated[Optional[str], typer.Option("--app", help="module:attr of your FastAPI app (default: the bundled demo).")]
+AsUser = Annotated[Optional[str], typer.Option("--as", help="Mint a token for this user with the active key.")]
+TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use ('-' reads stdin; 'Bearer ' is stripped).")]
+Anonymous = Annotated[bool, typer.Option("--anonymous", help="Send no token at all.")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server (env AUTHCTL_URL).")]
+Unsafe = Annotated[bool, typer.Option("--unsafe", help="Allow methods other than GET/HEAD/OPTIONS to be sent live.")]
+
+
+def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool):  # store: None unless --as
+    """Exactly one of --as, --token, --anonymous."""
+    from .. import explain
+
+    chosen = [flag for flag, given in (("--as", as_user), ("--token", token), ("--anonymous", anonymous)) if given]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --as USER, --token TOKEN|- or --anonymous")
+    if as_user:
+        return explain.subject_for_user(store, as_user)
+    if token is not None:
+        return explain.subject_for_token(sys.stdin.read() if token == "-" else token)
+    return explain.ANONYMOUS
+
+
+def check(
+    method: Annotated[str, typer.Argument(help="HTTP method, e.g. DELETE.", show_default=False)],
+    path: Annotated[str, typer.Argument(help="Request path, e.g. /student/3.", show_default=False)],
+    as_user: AsUser = None,
+    token: TokenOpt = None,
+    anonymous: Anonymous = False,
+    app_spec: AppOption = None,
+    live: Annotated[bool, typer.Option("--live", help="Also run the request in-process on a snapshot copy of the database.")] = False,
+    url: UrlOpt = None,
+    unsafe: Unsafe = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Explain, step by step, whether METHOD PATH is allowed, a 401 or a 403, and why.
+
+    Exit 0 allowed, 3 unauthenticated (401), 4 forbidden (403), 5 no such route,
+    6 the live answer disagrees with the offline decision.
+    """
+    from .. import explain, routes
+
+    try:
+        method = explain.normalize_method(method)
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc), param_hint="METHOD") from None
+    if live and url:
+        raise typer.BadParameter("choose one of --live and --url")
+    with state.open_store() as store:
+        subject = pick_subject(store, as_user, token, anonymous)
+        app = routes.load_app(app_spec)
+        result = explain.check(store, app, method, path, subject)
+        if url:
+            from .. import probe
+
+            explain.require_safe_method(method, unsafe)
+            probe.check_transport(url, sends_token=subject.token is not None, insecure_transport=False)
+            explain.attach_live([result], url=url, source=url)
+        elif live:
+            with explain.snapshot_app(store, app_spec) as snapshot:
+                explain.attach_live([result], app=snapshot, source="in-process, snapshot copy of the database")
+    data = result.as_dict()
+    if state.wants_json(json_output):
+        render.emit_json(data)
+    else:
+        render.check_report(data)
+    raise typer.Exit(result.exit_code)
+
+
+def probe(
+    method: Annotated[Optional[str], typer.Argument(help="HTTP method of a request to send after /whoami.", show_default=False)] = None,
+    path: Annotated[Optional[str], typer.Argument(help="Its path, e.g. /student/3.", show_default=False)] = None,
+    as_user: AsUser = None,
+    token: TokenOpt = None,
+    anonymous: Anonymous = False,
+    url: Annotated[Optional[str], typer.Option("--url", envvar="AUTHCTL_URL", help="The running server.")] = "http://127.0.0.1:8000",
+    whoami_path: Annotated[str, typer.Option("--whoami-path", help="Where the server answers whoami.")] = "/whoami",
+    insecure_transport: Annotated[bool, typer.Option("--insecure-transport", help="Allow a bearer token over plain HTTP to another host.")] = False,
+    unsafe: Unsafe = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, max=300, help="Seconds per request.")] = 10.0,
+    json_output: JsonFlag = False,
+) -> None:
+    """Ask a running server who this request is (/whoami), then send METHOD PATH and classify the answer.
+
+    Exit 0 allowed, 3 for a 401, 4 for a 403, 1 when the server cannot be reached.
+    """
+    from .. import explain, probe as live
+
+    if (method is None) != (path is None):
+        raise typer.BadParameter("give both METHOD and PATH, or neither")
+    if method is not None:
+        try:
+            method = explain.normalize_method(method)
+        except InvalidInput as exc:
+            raise typer.BadParameter(str(exc), param_hint="METHOD") from None
+        explain.require_safe_method(method, unsafe)
+    if as_user is not None:
+        with state.open_store() as store:
+            subject = pick_subject(store, as_user, token, anonymous)
+    else:
+        subject = pick_subject(None, None, token, anonymous or token is None)
+    assert url is not None
+    live.check_transport(url, sends_token=subject.token is not None, insecure_transport=insecure_transport)
+    requests = [live.Request("GET", whoami_path, subject.token)]
+    if method is not None and path is not None:
+        requests.append(live.Request(method, path, subject.token))
+    responses = live.send_all(requests, url=url, timeout=timeout)
+    whoami, response = responses[0], (responses[1] if len(responses) > 1 else None)
+    final = response or whoami
+    if state.wants_json(json_output):
+        render.emit_json({
+            "url": url, "subject": {"kind": subject.kind, "label": subject.label},
+            "whoami": whoami.as_dict(),
+            "request": None if response is None else {"method": method, "path": path, **response.as_dict()},
+        })
+    else:
+        render.probe_report(whoami, response, (method, path) if response is not None else None)
+    raise typer.Exit({401: 3, 403: 4}.get(final.status, 0))
+
+
+def matrix(
+    users_option: Annotated[Optional[str], typer.Option("--users", help="Comma-separated users (default: every user); 'anonymous' is always added.")] = None,
+    app_spec: AppOption = None,
+    live: Annotated[bool, typer.Option("--live", help="Also observe every cell in-process, on a snapshot copy of the database.")] = False,
+    url: UrlOpt = None,
+    openapi: Annotated[bool, typer.Option("--openapi", help="With --url: routes from the server's /openapi.json (an app without authctl's integration); cells are observed only.")] = False,
+    params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable).")] = None,
+    expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6.")] = None,
+    unsafe: Unsafe = False,
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or junit.")] = "table",
+    json_output: JsonFlag = False,
+) -> None:
+    """Users (and anonymous) × routes: 200 / 401 / 403 for each, offline, live, or both.
+
+    Exit 6 when a live cell disagrees with the offline decision or an expectation is unmet.
+    """
+    from .. import explain, matrix as grid, probe as live_http, routes
+
+    fmt = "json" if state.wants_json(json_output) else fmt
+    if fmt not in ("table", "json", "csv", "junit"):
+        raise typer.BadParameter("use table, json, csv or junit", param_hint="--format")
+    if live and url:
+        raise typer.BadParameter("choose one of --live and --url")
+    if openapi and not url:
+        raise typer.BadParameter("--openapi needs --url")
+    param_values = grid.parse_params(params or [])
+    expectations = grid.load_expectations(expect) if expect else None
+    skipped = 0
+    with state.open_store() as store:
+        if users_option:
+            users = [name.strip() for name in users_option.split(",") if name.strip()]
+            for name in users:
+                if name != grid.ANONYMOUS:
+                    store.get_user(name)
+        else:
+            users = [user.username for user in store.list_users(status="active")]
+        users = [u for u in users if u != grid.ANONYMOUS] + [grid.ANONYMOUS]
+        if openapi:
+            assert url is not None
+            live_http.check_transport(url, sends_token=True, insecure_transport=False)
+            spec = live_http.send(live_http.Request("GET", "/openapi.json"), url=url)
+            if spec.status != 200:
+                raise InvalidInput(f"{url}/openapi.json answered {spec.status}")
+            cells = grid.observed_cells(store, grid.openapi_routes(spec.body, param_values), users)
+            skipped = grid.attach_live(cells, url=url, unsafe=unsafe)
+        else:
+            app = routes.load_app(app_spec)
+            cells = grid.offline_cells(store, app, users, param_values)
+            if url:
+                live_http.check_transport(url, sends_token=True, insecure_transport=False)
+                skipped = grid.attach_live(cells, url=url, unsafe=unsafe)
+            elif live:
+                with explain.snapshot_app(store, app_spec) as snapshot:
+                    skipped = grid.attach_live(cells, app=snapshot, unsafe=unsafe)
+    unknown = grid.apply_expectations(cells, expectations) if expectations else []
+    if fmt == "json":
+        render.emit_json({"users": users, "cells": [cell.as_dict() for cell in cells]})
+    elif fmt == "csv":
+        sys.stdout.write(grid.to_csv(cells))
+    elif fmt == "junit":
+        sys.stdout.write(grid.to_junit(cells))
+    else:
+        render.matrix_table(cells, users)
+    _matrix_notes(cells, skipped, unknown)
+    raise typer.Exit(6 if any(cell.failed for cell in cells) else 0)
+
+
+def _matrix_notes(cells, skipped: int, unknown: list[str]) -> None:
+    unprotected = sorted({f"{c.route.method} {c.route.template}" for c in cells if c.route.unprotected})
+    for route in unprotected:
+        render.warn(f"unprotected? {route} has no authctl requirement and is not marked public")
+    if skipped:
+        render.note(f"{skipped} cells with mutating methods were not sent live: add --unsafe")
+    for entry in unknown:
+        render.warn(f"expectation for {entry} matches no cell")
+    mismatches = [c for c in cells if c.agrees is False]
+    unmet = [c for c in cells if c.meets_expectation is False]
+    if mismatches:
+        render.error(f"{len(mismatches)} cell(s) where the live server disagrees with the offline decision")
+    if unmet:
+        render.error(f"{len(unmet)} unmet expectation(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("probe")(probe)
+    app.command("matrix")(matrix)
+    app.command("demo")(demo)
+
+
+def demo(
+    keep: Annotated[Optional[str], typer.Option("--keep", help="Keep the demo database in this directory.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """The guided first five minutes: a 401, a 403 and a 200 on the bundled app, explained.
+
+    Non-interactive: it creates a demo database in a temporary directory (or --keep DIR),
+    runs the app in-process, and leaves nothing behind unless --keep is given.
+    """
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from .. import explain, matrix as grid, tokens
+    from ..bootstrap import create_database
+
+    if keep is not None:
+        directory = Path(keep)
+        directory.mkdir(parents=True, exist_ok=True)
+        cleanup = None
+    else:
+        cleanup = tempfile.TemporaryDirectory(prefix="authctl-demo-")
+        directory = Path(cleanup.name)
+    try:
+        store, key, demo_users = create_database(directory / "authctl.db", demo=True)
+        with store:
+            from ..app import create_app
+
+            app = create_app(store=store)
+            steps = [
+                ("No token at all: who are you? → 401", explain.ANONYMOUS),
+                ("rahul, a student: authenticated, but not allowed → 403", explain.subject_for_user(store, "rahul")),
+                ("suman, an admin: authenticated and allowed → 200", explain.subject_for_user(store, "suman")),
+            ]
+            results = []
+            for title, subject in steps:
+                result = explain.check(store, app, "DELETE", "/student/3", subject)
+                explain.attach_live([result], app=app, source="in-process demo app")
+                results.append((title, result))
+            inspected = tokens.inspect(store, steps[1][1].token or "")
+            users = [user.username for user in demo_users] + [grid.ANONYMOUS]
+            cells = grid.offline_cells(store, app, users, {})
+            grid.attach_live(cells, app=app, unsafe=True)
+            now = int(time.time())
+            if state.wants_json(json_output):
+                render.emit_json({
+                    "directory": str(directory) if keep else None,
+                    "steps": [{"title": title, **result.as_dict()} for title, result in results],
+                    "token": render.inspection_json(inspected, now),
+                    "matrix": {"users": users, "cells": [cell.as_dict() for cell in cells]},
+                })
+            else:
+                _print_demo(directory, keep, results, inspected, now, cells, users)
+            failed = any(result.agrees is False for _, result in results) or any(c.failed for c in cells)
+    finally:
+        if cleanup is not None:
+            cleanup.cleanup()
+    raise typer.Exit(6 if failed else 0)
+
+
+def _print_demo(directory, keep, results, inspected, now, cells, users) -> None:
+    from rich.rule import Rule
+
+    console = render.out()
+    console.print(Rule(render.text("authctl demo: authentication (401) vs authorization (403)", "bold")))
+    render.emit_line("The article's learning platform: suman is an admin, rahul a student, priya an instructor.")
+    render.emit_line("Only admins may DELETE /student/{id}. Here is the same request three times, explained:")
+    for number, (title, result) in enumerate(results, start=1):
+        console.print(Rule(render.text(f"{number}. {title}", "bold cyan"), align="left"))
+        render.check_report(result.as_dict())
+    console.print(Rule(render.text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"))
+    render.inspection_report(inspected, now)
+    console.print(Rule(render.text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"))
+    render.matrix_table(cells, users)
+    console.print(Rule(render.text("Next: the same on your own app", "bold"), align="left"))
+    for line in (
+        "authctl init && authctl role add admin && authctl role grant admin students:delete",
+        "authctl user add suman --role admin",
+        "# protect routes with Depends(auth.require(\"students:delete\")) — see the README",
+        "authctl routes --app yourpackage.main:app",
+        "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
+        "authctl serve --app yourpackage.main:app   # then: authctl probe DELETE /student/3 --as suman --unsafe",
+    ):
+        render.emit_line(f"  {line}")
+    if keep:
+        render.note(f"demo database kept in {directory / 'authctl.db'} (try: authctl --db {directory / 'authctl.db'} serve)")

@@ -1,0 +1,198 @@
+"""``authctl check``: one request, matched against the app's own routes and explained.
+
+The decision comes from ``routes.decide`` (which calls ``policy.authenticate`` and
+``policy.authorize``, exactly as the app's dependencies do); no handler runs.
+``--live`` then sends the same request to the app running on a snapshot copy of
+the database (or to a running server) and compares the two.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    from .policy import Decision
+    from .probe import Response
+    from .routes import RouteInfo
+    from .store import Store
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+EXIT_FOR_STATUS = {200: 0, 401: 3, 403: 4}
+STATUS_TEXT = {200: "allowed", 401: "401 Unauthorized", 403: "403 Forbidden"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who the request claims to be: a user (token minted here), a given token, or nobody."""
+
+    kind: str  # user | token | anonymous
+    label: str
+    token: str | None = field(default=None, repr=False)
+    minted_kid: str | None = None
+
+
+def subject_for_user(store: "Store", username: str) -> Subject:
+    """Mint an access token with the active key, as the app would receive it.
+
+    A disabled user still gets a token here, so the trace can show the server
+    refusing it (the 401 a disabled account really gets).
+    """
+    from . import tokens
+
+    issued = tokens.issue(store, username, allow_disabled=True)
+    user = store.get_user(username)
+    return Subject("user", user.username, issued.token, issued.header.get("kid"))
+
+
+def subject_for_token(token: str) -> Subject:
+    from . import tokens
+
+    cleaned = tokens.strip_token(token)
+    if not cleaned:
+        raise InvalidInput("the token is empty")
+    return Subject("token", "the given token", cleaned)
+
+
+ANONYMOUS = Subject("anonymous", "anonymous (no token)")
+
+
+def normalize_method(method: str) -> str:
+    upper = method.strip().upper()
+    if upper not in HTTP_METHODS:
+        raise InvalidInput(f"unknown HTTP method {method[:20]!r}: use one of {', '.join(HTTP_METHODS)}")
+    return upper
+
+
+@dataclass
+class CheckResult:
+    method: str
+    path: str
+    route: "RouteInfo"
+    path_params: dict[str, Any]
+    subject: Subject
+    decision: "Decision"
+    live: "Response | None" = None
+    live_source: str | None = None
+
+    @property
+    def agrees(self) -> bool | None:
+        from .probe import agrees
+
+        return None if self.live is None else agrees(self.decision.status, self.live.status)
+
+    @property
+    def exit_code(self) -> int:
+        if self.agrees is False:
+            return 6
+        return EXIT_FOR_STATUS[self.decision.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return check_json(self)
+
+
+def check(store: "Store", app: Any, method: str, path: str, subject: Subject) -> CheckResult:
+    """Match the route (``NoRoute``: exit 5) and decide, with every check's line."""
+    from . import routes
+
+    method = normalize_method(method)
+    info, params = routes.match(app, method, path)
+    decision = routes.decide(store, info, subject.token, params, explain=True)
+    return CheckResult(method, path, info, params, subject, decision)
+
+
+# --------------------------------------------------------------------------- live
+
+
+@contextmanager
+def snapshot_app(store: "Store", app_spec: str | None) -> Iterator[Any]:
+    """The app running on a private copy of the database, so a live DELETE destroys nothing."""
+    from . import fastapi as integration
+    from . import routes
+    from .store import Store
+
+    with tempfile.TemporaryDirectory(prefix="authctl-snapshot-") as directory:
+        copy = store.snapshot(Path(directory) / "snapshot.db")
+        snapshot_store = Store.open(copy)
+        try:
+            if app_spec is None:
+                from .app import create_app
+
+                app = create_app(store=snapshot_store)
+            else:
+                app = routes.load_app(app_spec)
+                integration.rebind(app, snapshot_store)
+            yield app
+        finally:
+            snapshot_store.close()
+
+
+def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None = None, source: str) -> None:
+    """Send every checked request for real and record what came back."""
+    from . import probe
+
+    requests = [probe.Request(r.method, r.path, r.subject.token) for r in results]
+    for result, response in zip(results, probe.send_all(requests, app=app, url=url)):
+        result.live, result.live_source = response, source
+
+
+def require_safe_method(method: str, unsafe: bool) -> None:
+    if method not in SAFE_METHODS and not unsafe:
+        raise InvalidInput(f"{method} changes data on a live server: add --unsafe to send it")
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def check_json(result: CheckResult) -> dict[str, Any]:
+    decision = result.decision
+    authn = decision.authentication
+    identity = authn.identity
+    access = decision.access
+    data: dict[str, Any] = {
+        "request": {"method": result.method, "path": result.path},
+        "route": {**result.route.as_dict(), "path_params": {k: _plain(v) for k, v in result.path_params.items()}},
+        "authentication": {
+            "subject": {"kind": result.subject.kind, "label": result.subject.label, "kid": result.subject.minted_kid},
+            "checked": decision.requirement.kind != "public" and bool(result.route.requirements),
+            "ok": authn.ok,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in authn.checks],
+            "identity": None if identity is None else {
+                "username": identity.user.username, "uid": identity.user.uid, "jti": identity.jti, "kid": identity.kid,
+            },
+            "reason": authn.reason,
+        },
+        "authorization": {
+            "requirement": decision.requirement.as_dict(),
+            "requires": decision.requirement.describe(),
+            "roles": [] if access is None else [{"role": r, "via": v} for r, v in access.roles.items()],
+            "permissions": [] if access is None else [
+                {"permission": p, "granted_by": r} for p, r in sorted(access.permissions.items())
+            ],
+            "granted": [{"permission": p, "granted_by": r} for p, r in decision.granted_by.items()],
+            "missing": list(decision.missing),
+            "owner_match": decision.owner_match,
+        },
+        "verdict": {
+            "status": decision.status,
+            "result": decision.verdict,
+            "reason": decision.reason,
+            "hint": decision.hint,
+            "unprotected": result.route.unprotected,
+            "exit_code": result.exit_code,
+        },
+        "live": None,
+    }
+    if result.live is not None:
+        data["live"] = {**result.live.as_dict(), "source": result.live_source, "agrees": result.agrees}
+    return data
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)

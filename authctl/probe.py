@@ -1,0 +1,137 @@
+"""Live HTTP checks with httpx: a running server, or an app in-process (ASGI).
+
+Requests never follow redirects, have bounded timeouts, and a bearer token is not
+sent over plain HTTP to a host other than loopback unless explicitly allowed.
+Connection failures become one-line ``AuthctlError``s (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from .errors import AuthctlError, InvalidInput
+
+KEY_HEADERS = ("www-authenticate", "content-type", "cache-control", "location")
+BODY_LIMIT = 2000
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    token: str | None = None
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    lints: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        return classify(self.status)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "outcome": self.outcome, "headers": self.headers, "body": self.body, "lints": self.lints}
+
+
+def classify(status: int) -> str:
+    """unauthenticated (401), forbidden (403), allowed (below 400) or other (any other error)."""
+    if status == 401:
+        return "unauthenticated"
+    if status == 403:
+        return "forbidden"
+    return "allowed" if status < 400 else "other"
+
+
+def agrees(decision_status: int, live_status: int) -> bool:
+    """Past authorization, any status agrees with "allowed" (a handler's 404 or 422 is not a denial)."""
+    if decision_status in (401, 403):
+        return live_status == decision_status
+    return live_status not in (401, 403)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, *, sends_token: bool, insecure_transport: bool) -> None:
+    """Refuse to send a bearer token in clear text to another machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"invalid URL {url[:80]!r}: use http(s)://host[:port]")
+    if sends_token and parts.scheme == "http" and not is_loopback(parts.hostname) and not insecure_transport:
+        raise InvalidInput(
+            f"refusing to send a bearer token over plain HTTP to {parts.hostname}; use https, or --insecure-transport"
+        )
+
+
+def lint(response_status: int, headers: dict[str, str], body: Any, *, sent_credentials: bool) -> list[str]:
+    """Status-code smells that confuse 401 and 403 (or hide them)."""
+    problems = []
+    if response_status == 401 and "www-authenticate" not in headers:
+        problems.append("401 without a WWW-Authenticate header (RFC 9110 requires one)")
+    if response_status == 403 and not sent_credentials:
+        problems.append("403 for a request with no credentials: that is a 401 (authentication, not authorization)")
+    text = json.dumps(body).lower() if not isinstance(body, str) else body.lower()
+    if response_status == 400 and ("inactive" in text or "disabled" in text):
+        problems.append("400 for an inactive user: an unusable identity is a 401 (or 403), not a bad request")
+    return problems
+
+
+def _response(raw: Any, sent_credentials: bool) -> Response:
+    headers = {name: raw.headers[name] for name in KEY_HEADERS if name in raw.headers}
+    try:
+        body: Any = raw.json()
+    except ValueError:
+        body = raw.text[:BODY_LIMIT]
+    return Response(raw.status_code, headers, body, lint(raw.status_code, headers, body, sent_credentials=sent_credentials))
+
+
+async def _send_all(requests: Sequence[Request], *, url: str | None, app: Any, timeout: float) -> list[Response]:
+    import httpx
+
+    if app is not None:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://authctl.local",
+            follow_redirects=False, timeout=timeout,
+        )
+    else:
+        client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
+    target = url or "the app"
+    responses = []
+    async with client:
+        for request in requests:
+            headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
+            try:
+                raw = await client.request(request.method, request.path, headers=headers)
+            except httpx.ConnectError:
+                raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
+            except httpx.TimeoutException:
+                raise AuthctlError(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
+            except httpx.HTTPError as exc:
+                raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+            responses.append(_response(raw, sent_credentials=bool(request.token)))
+    return responses
+
+
+def send_all(requests: Sequence[Request], *, url: str | None = None, app: Any = None, timeout: float = 10.0) -> list[Response]:
+    """Send requests in order to a URL, or in-process to an ASGI app."""
+    return asyncio.run(_send_all(requests, url=url, app=app, timeout=timeout))
+
+
+def send(request: Request, **target: Any) -> Response:
+    return send_all([request], **target)[0]
