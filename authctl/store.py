@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from . import config
 from .errors import Conflict, DatabaseError, InvalidInput, NotFound
+from .files import touch_private
 from .names import normalize_username, username_key, validate_permission, validate_role
 
 APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other SQLite file
@@ -193,17 +194,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # --------------------------------------------------------------------------- the store
 
 
-def _create_private_file(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        raise Conflict(f"{path} already exists; not overwriting it") from None
-    except OSError as exc:
-        raise DatabaseError(f"cannot create {path}: {exc.strerror}") from None
-    os.close(fd)
-    os.chmod(path, 0o600)  # the umask may have narrowed it further; never widened
-
-
 def _check_file(path: Path, insecure_permissions: bool) -> None:
     try:
         info = path.stat()
@@ -243,7 +233,7 @@ class Store:
     def create(cls, path: str | os.PathLike) -> "Store":
         """Create a new database file (mode 0600) at the current schema version."""
         path = Path(path)
-        _create_private_file(path)
+        touch_private(path)
         try:
             store = cls._connect(path)
             store.conn.execute("PRAGMA journal_mode=WAL")
@@ -306,7 +296,7 @@ class Store:
     def snapshot(self, destination: str | os.PathLike) -> Path:
         """A consistent private copy (SQLite backup API), for live checks that may write."""
         destination = Path(destination)
-        _create_private_file(destination)
+        touch_private(destination)
         target = sqlite3.connect(destination)
         try:
             self.conn.backup(target)

@@ -72,37 +72,27 @@ def remove(
         render.success(f"removed role {name}" + (f"; unassigned from {affected} user(s)" if affected else ""))
 
 
-@app.command("grant")
-def grant(name: RoleName, permissions: Permissions = None, inherits: Inherits = None, json_output: JsonFlag = False) -> None:
-    """Grant permissions to a role (and/or make it inherit roles)."""
+def _change(name: str, permissions: list[str] | None, inherits: list[str] | None, *, add: bool, as_json: bool) -> None:
     if not permissions and not inherits:
         raise InvalidInput("name at least one permission or --inherits ROLE")
     with state.open_store() as store:
-        with store.transaction():
+        with store.transaction():  # permissions and inheritance change together or not at all
             if permissions:
-                store.grant(name, permissions)
+                (store.grant if add else store.revoke)(name, permissions)
             if inherits:
-                store.include_roles(name, inherits)
-        if state.wants_json(json_output):
-            _emit(store, name, True)
-        else:
+                (store.include_roles if add else store.exclude_roles)(name, inherits)
+        if not as_json:
             render.success(f"role {name} updated")
-            _emit(store, name, False)
+        _emit(store, name, as_json)
+
+
+@app.command("grant")
+def grant(name: RoleName, permissions: Permissions = None, inherits: Inherits = None, json_output: JsonFlag = False) -> None:
+    """Grant permissions to a role (and/or make it inherit roles)."""
+    _change(name, permissions, inherits, add=True, as_json=state.wants_json(json_output))
 
 
 @app.command("revoke")
 def revoke(name: RoleName, permissions: Permissions = None, inherits: Inherits = None, json_output: JsonFlag = False) -> None:
     """Revoke permissions from a role (and/or stop it inheriting roles)."""
-    if not permissions and not inherits:
-        raise InvalidInput("name at least one permission or --inherits ROLE")
-    with state.open_store() as store:
-        with store.transaction():
-            if permissions:
-                store.revoke(name, permissions)
-            if inherits:
-                store.exclude_roles(name, inherits)
-        if state.wants_json(json_output):
-            _emit(store, name, True)
-        else:
-            render.success(f"role {name} updated")
-            _emit(store, name, False)
+    _change(name, permissions, inherits, add=False, as_json=state.wants_json(json_output))

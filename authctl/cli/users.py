@@ -137,6 +137,15 @@ def remove(name: Name) -> None:
         render.success(f"removed user {user.username}")
 
 
+def _set_roles(name: str, roles: List[str], *, assign: bool, json_output: bool) -> None:
+    with state.open_store() as store:
+        user = (store.assign if assign else store.unassign)(name, roles)
+    if state.wants_json(json_output):
+        render.emit_json(render.user_json(user))
+    else:
+        render.success(f"{user.username} now has roles: {', '.join(user.roles) or 'none'}")
+
+
 @app.command("assign")
 def assign(
     name: Name,
@@ -144,12 +153,7 @@ def assign(
     json_output: JsonFlag = False,
 ) -> None:
     """Assign roles to a user."""
-    with state.open_store() as store:
-        user = store.assign(name, roles)
-        if state.wants_json(json_output):
-            render.emit_json(render.user_json(user))
-        else:
-            render.success(f"{user.username} now has roles: {', '.join(user.roles)}")
+    _set_roles(name, roles, assign=True, json_output=json_output)
 
 
 @app.command("unassign")
@@ -159,12 +163,7 @@ def unassign(
     json_output: JsonFlag = False,
 ) -> None:
     """Take roles away from a user."""
-    with state.open_store() as store:
-        user = store.unassign(name, roles)
-        if state.wants_json(json_output):
-            render.emit_json(render.user_json(user))
-        else:
-            render.success(f"{user.username} now has roles: {', '.join(user.roles) or 'none'}")
+    _set_roles(name, roles, assign=False, json_output=json_output)
 
 
 @app.command("logout")
@@ -266,12 +265,8 @@ def export_users(
     if output is None:
         bulk.write_records(records, fmt, sys.stdout)
         return
-    try:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InvalidInput(f"{output} exists; not overwriting it") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+    from ..files import create_private_file
+
+    with os.fdopen(create_private_file(output), "w", encoding="utf-8", newline="") as stream:
         bulk.write_records(records, fmt, stream)
     render.success(f"exported {len(records)} users to {output}")

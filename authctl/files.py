@@ -1,0 +1,24 @@
+"""Private files: created with mode 0600, never overwriting anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import Conflict, InvalidInput
+
+
+def create_private_file(path: str | os.PathLike) -> int:
+    """Create ``path`` exclusively with mode 0600 and return a write descriptor."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise Conflict(f"{path} already exists; not overwriting it") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {path}: {exc.strerror}") from None
+    os.chmod(path, 0o600)  # the umask may have narrowed it further; never widened
+    return fd
+
+
+def touch_private(path: Path) -> None:
+    os.close(create_private_file(path))
