@@ -80,13 +80,14 @@ def test_student_reads_their_own_record_but_not_others(demo: Cli) -> None:
 
 def test_expired_and_revoked_tokens_are_401(demo: Cli) -> None:
     expired = demo("token", "issue", "--as", "suman", "--expired").stdout.strip()
-    code, data = check_json(demo, "DELETE", "/student/3", "--token", expired)
+    code, data = check_json(demo, "DELETE", "/student/3", "--token", "-", input=f"Bearer {expired}\n")
     assert code == 3
     assert any(c["name"] == "exp" and c["ok"] is False for c in data["authentication"]["checks"])
     assert "expired" in data["verdict"]["hint"]
     token = demo("token", "issue", "--as", "suman").stdout.strip()
     assert demo("token", "revoke", token).exit_code == 0
-    code, data = check_json(demo, "DELETE", "/student/3", "--token", "-", input=f"Bearer {token}\n")
+    (demo.db.parent / "token.txt").write_text(f"Bearer {token}\n")
+    code, data = check_json(demo, "DELETE", "/student/3", "--token", f"@{demo.db.parent / 'token.txt'}")
     assert code == 3
     assert any(c["name"] == "revoked" and c["ok"] is False for c in data["authentication"]["checks"])
 
@@ -120,6 +121,8 @@ def test_bad_input(demo: Cli) -> None:
     assert bad_app.exit_code == 1 and "cannot import app" in bad_app.stderr
     garbage = demo("check", "GET", "/profile", "--token", "not-a-token")
     assert garbage.exit_code == 3 and "Traceback" not in garbage.stderr
+    unreadable = demo("check", "GET", "/profile", "--token", "@/nonexistent/token.txt")
+    assert unreadable.exit_code == 1 and "cannot read /nonexistent/token.txt" in unreadable.stderr
 
 
 # --------------------------------------------------------------------------- live

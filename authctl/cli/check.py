@@ -13,7 +13,7 @@ from .common import JsonFlag, state
 
 AppOption = Annotated[Optional[str], typer.Option("--app", help="module:attr of your FastAPI app (default: the bundled demo).")]
 AsUser = Annotated[Optional[str], typer.Option("--as", help="Mint a token for this user with the active key.")]
-TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use ('-' reads stdin; 'Bearer ' is stripped).")]
+TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use: TOKEN, - (stdin) or @FILE ('Bearer ' is stripped).")]
 Anonymous = Annotated[bool, typer.Option("--anonymous", help="Send no token at all.")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server (env AUTHCTL_URL).")]
 Unsafe = Annotated[bool, typer.Option("--unsafe", help="Allow methods other than GET/HEAD/OPTIONS to be sent live.")]
@@ -29,7 +29,12 @@ def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous:
     if as_user:
         return explain.subject_for_user(store, as_user)
     if token is not None:
-        return explain.subject_for_token(sys.stdin.read() if token == "-" else token)
+        from .tokens import read_token
+
+        text = read_token(token)
+        if isinstance(text, bytes):
+            raise InvalidInput("the token is not UTF-8 text")
+        return explain.subject_for_token(text)
     return explain.ANONYMOUS
 
 
