@@ -413,3 +413,15 @@ def decide(
             best = decision
     assert best is not None
     return best
+
+
+def routes_by_permission(app: Any) -> dict[str, list[str]]:
+    """permission -> the routes ("METHOD /path") whose requirements name it."""
+    result: dict[str, list[str]] = {}
+    for info in inventory(app):
+        for requirement in info.requirements:
+            for permission in requirement.permissions:
+                entry = f"{info.method} {info.path}"
+                if entry not in result.setdefault(permission, []):
+                    result[permission].append(entry)
+    return result

@@ -378,3 +378,11 @@ def test_demo_human_output_and_keep(tmp_path: Path) -> None:
         assert needle in result.stdout
     with Store.open(keep / "authctl.db") as store:
         assert [u.username for u in store.list_users()] == ["priya", "rahul", "suman"]
+
+
+def test_perm_list_names_the_routes_that_need_each_permission(demo: Cli) -> None:
+    data = {p["permission"]: p for p in json.loads(demo("perm", "list", "--routes", "--json").stdout)}
+    assert data["students:read"]["routes"] == ["GET /students", "GET /students/{id}"]
+    assert data["students:delete"] == {"permission": "students:delete", "roles": ["admin"], "routes": ["DELETE /student/{id}"]}
+    plain = json.loads(demo("perm", "list", "--json").stdout)
+    assert all("routes" not in p for p in plain)

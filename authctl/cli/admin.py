@@ -81,14 +81,31 @@ perm_app = typer.Typer(no_args_is_help=True)
 
 
 @perm_app.command("list")
-def perm_list(json_output: JsonFlag = False) -> None:
-    """Every permission and the roles that grant it directly."""
+def perm_list(
+    show_routes: Annotated[bool, typer.Option("--routes", help="Also list the routes of the app that need each permission.")] = False,
+    app_spec: Annotated[Optional[str], typer.Option("--app", help="module:attr of the app for --routes (default: the bundled demo).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Every permission, the roles that grant it directly, and (--routes) the routes that need it."""
+    routes_needing = None
+    if show_routes or app_spec:
+        from .. import routes
+
+        routes_needing = routes.routes_by_permission(routes.load_app(app_spec))
     with state.open_store() as store:
         permissions = store.list_permissions()
+    if routes_needing is not None:  # permissions that routes need but no role grants yet
+        from ..store import Permission
+
+        known = {p.name for p in permissions}
+        permissions += [Permission(name, ()) for name in sorted(routes_needing) if name not in known]
     if state.wants_json(json_output):
-        render.emit_json([render.permission_json(p) for p in permissions])
+        render.emit_json([
+            render.permission_json(p, None if routes_needing is None else routes_needing.get(p.name, []))
+            for p in permissions
+        ])
     elif permissions:
-        render.permissions_table(permissions)
+        render.permissions_table(permissions, routes_needing)
     else:
         render.note("no permissions yet: `authctl role grant ROLE resource:action`")
 
