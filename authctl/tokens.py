@@ -525,6 +525,15 @@ class _Context:
     stamp: tuple[int, int]
     settings: Settings
     ring: KeyRing
+    #: (signing input, signature) -> kid, for signatures this context's keys verified.
+    #: A client sends the same token on every request until it expires; the signature
+    #: check is the costliest step and its answer cannot change while the keys do not
+    #: (any key change gives a new context). Every other check still runs each time.
+    verified: dict = field(default_factory=dict, compare=False)
+
+
+#: Bound of each context's cache of verified signatures; 0 turns the cache off.
+SIGNATURE_CACHE_SIZE = 4096
 
 
 _CONTEXTS: "weakref.WeakKeyDictionary[Store, _Context]" = weakref.WeakKeyDictionary()
@@ -688,8 +697,14 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
     parsed = _parse(token)
     header = parsed.header
     key = _signing_key(ctx.ring, header)
-    if not key.verify(parsed.signing_input, parsed.signature):
-        raise TokenSignatureInvalid(f"the signature does not match key {key.kid}")
+    signed = (parsed.signing_input, parsed.signature)
+    if not SIGNATURE_CACHE_SIZE or ctx.verified.get(signed) != key.kid:
+        if not key.verify(parsed.signing_input, parsed.signature):
+            raise TokenSignatureInvalid(f"the signature does not match key {key.kid}")
+        if SIGNATURE_CACHE_SIZE:
+            if len(ctx.verified) >= SIGNATURE_CACHE_SIZE:
+                ctx.verified.clear()
+            ctx.verified[signed] = key.kid
     claims = _json_object(_b64decode(parsed.payload_segment, "payload"), "payload")
     settings = ctx.settings
     leeway = settings.leeway

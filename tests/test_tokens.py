@@ -752,3 +752,27 @@ def test_relative_times() -> None:
     assert tokens.relative(NOW, NOW) == "just now"
     assert tokens.format_utc(0) == "1970-01-01 00:00:00 UTC"
     assert tokens.format_utc(1e300) == "beyond the calendar"
+
+
+def test_verified_signature_cache_never_skips_the_other_checks(store: Store) -> None:
+    token = tokens.issue(store, "rahul").token
+    tokens.verify(store, token)
+    tokens.verify(store, token)  # second time: the signature comes from the cache
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises((TokenSignatureInvalid, TokenMalformed)):
+        tokens.verify(store, f"{header}.{payload}.{flipped}")
+    tokens.revoke(store, token)
+    with pytest.raises(TokenRevoked):
+        tokens.verify(store, token)
+
+
+def test_verified_signature_cache_forgets_retired_keys(store: Store) -> None:
+    old_token = tokens.issue(store, "rahul").token
+    old_kid = active(store).kid
+    tokens.verify(store, old_token)
+    store.add_key(keys.generate("ES256"))
+    tokens.verify(store, old_token)  # still verifying
+    store.retire_key(old_kid)
+    with pytest.raises(UnknownKey):
+        tokens.verify(store, old_token)
