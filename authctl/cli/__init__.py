@@ -13,14 +13,13 @@ import sys
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import AuthctlError
-from .common import state
+from .common import LazyGroup, make_lazy, state
 
 
-class BoundaryGroup(TyperGroup):
+class BoundaryGroup(LazyGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -89,6 +88,7 @@ def _register() -> None:
 
     serve.register(app)
     check.register(app)
+    make_lazy(app)  # commands are built when a run looks them up, not all at start-up
 
 
 _register()

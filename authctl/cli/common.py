@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import InvalidInput
 
@@ -54,3 +55,151 @@ def read_new_password(username: str, min_length: int, *, from_stdin: bool, gener
     else:
         raise InvalidInput("no password given: use --password-stdin, --generate, or run on a terminal")
     return passwords.check_policy(password, username, min_length), False
+
+
+# --------------------------------------------------------------------------- start-up time
+#
+# Typer builds the click command of every registered command up front (reading
+# each signature: ~1.5 ms a command, ~40 commands), and typer >= 0.2x converts
+# parameter values through a pydantic TypeAdapter built when the parameter is
+# first processed, even when its value is None: any option left unset, or a
+# plain ``str`` such as --db, imports pydantic (~0.15 s) on every run.
+# ``LazyGroup`` builds only the commands a run looks up (`authctl user show`
+# builds ``user`` and ``show``; ``--help`` lists names and one-line help), and
+# every parameter gets a converter that builds typer's own only when a value
+# needs converting: a ``str`` for a plain ``str`` parameter (a ``bool`` for a
+# flag) is returned as it is, which is what typer's converter returns for it.
+# Behaviour is unchanged: listing, help, completion and "No such command ...
+# Did you mean" see every command, and every other value is converted by typer.
+
+_DEFERRED: Any = False
+
+
+def _deferred_converter() -> Any:
+    """A typer ``RuntimeParam`` that builds typer's own on first need (None: this typer has no such layer)."""
+    global _DEFERRED
+    if _DEFERRED is False:
+        try:
+            from typer._coercion import RuntimeParam, build_runtime_param
+        except ImportError:  # an older typer: click converts, pydantic is never imported
+            _DEFERRED = None
+            return None
+
+        @dataclass(frozen=True)
+        class Deferred(RuntimeParam):  # type: ignore[misc]
+            plain: bool = False  # a plain str/bool parameter: a value of that type needs no conversion
+
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                if self.plain and type(value) is self.annotation:
+                    return value
+                real = build_runtime_param(param.type_descriptor)
+                param._runtime_param = real
+                return real._coerce_value(value, param=param, ctx=ctx)
+
+        _DEFERRED = Deferred
+    return _DEFERRED
+
+
+def fast_params(params: Any) -> None:
+    """Give each typer parameter in ``params`` that has no converter yet the deferred one."""
+    converter = _deferred_converter()
+    if converter is None:
+        return
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", True) is not None:
+            continue
+        info = descriptor.parameter_info
+        plain = (descriptor.annotation in (str, bool) and descriptor.file_annotation is None and info.parser is None
+                 and not descriptor.is_path and not descriptor.is_choice)
+        param._runtime_param = converter(parameter_info=info, annotation=descriptor.annotation, plain=plain)
+
+
+class _FastParams:
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        fast_params(params)
+        return params
+
+
+class FastCommand(_FastParams, TyperCommand):
+    """A typer command whose parameters build typer's converter only when a value needs it."""
+
+
+class LazyGroup(_FastParams, TyperGroup):
+    """A typer group whose commands are built when first looked up, not all at start-up.
+
+    ``lazy_source`` holds the registrations (typer ``CommandInfo`` / ``TyperInfo``)
+    still to build; ``make_lazy`` moves a ``Typer``'s registrations there.
+    """
+
+    lazy_source: "tuple[list[Any], list[Any]] | None" = None
+    lazy_options: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[str, Any] | None = None
+
+    def pending(self) -> dict[str, Any]:
+        """name -> registration not built yet, in typer's order (commands, then groups)."""
+        if self._pending is None:
+            from typer.main import get_command_name
+
+            self._pending = {}
+            commands, groups = self.lazy_source or ((), ())
+            for info in commands:
+                self._pending.setdefault(info.name or get_command_name(info.callback.__name__), info)
+            for info in groups:
+                if info.name:
+                    self._pending.setdefault(info.name, info)
+                else:  # a nameless group contributes its commands: build it now, as typer does
+                    for name, command in self._build(info).commands.items():
+                        self.commands.setdefault(name, command)
+        return self._pending
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands) + [name for name in self.pending() if name not in self.commands]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            pending = self.pending()
+            if cmd_name in pending:
+                self.commands[cmd_name] = self._build(pending[cmd_name])
+            else:  # a typo: build them all, so typer's "Did you mean ..." sees every name
+                for name in list(pending):
+                    if name not in self.commands:
+                        self.commands[name] = self._build(pending[name])
+        return self.commands.get(cmd_name)
+
+    def _build(self, info: Any) -> Any:
+        import copy
+
+        from typer.main import TyperInfo, get_command_from_info, get_group_from_info, solve_typer_info_defaults
+
+        short = self.lazy_options.get("pretty_exceptions_short", True)
+        if not isinstance(info, TyperInfo):
+            if info.cls in (None, TyperCommand):  # else a custom command class: as typer builds it
+                info = copy.copy(info)
+                info.cls = FastCommand
+            return get_command_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode)
+        if solve_typer_info_defaults(info).cls in (None, TyperGroup):  # else a custom group class: as typer builds it
+            sub = info.typer_instance
+            shell = copy.copy(sub)  # the group itself (callback, help, settings), without its commands
+            shell.registered_commands, shell.registered_groups = [], []
+            info = copy.copy(info)
+            info.typer_instance = shell
+            source = (sub.registered_commands, sub.registered_groups)
+            info.cls = type("LazyGroup", (LazyGroup,), {
+                "__module__": __name__, "lazy_source": source, "lazy_options": self.lazy_options,
+            })
+        return get_group_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode,
+                                   suggest_commands=self.suggest_commands)
+
+
+def make_lazy(app: "typer.Typer") -> None:
+    """Let ``app``'s group class build ``app``'s commands and groups on demand, not at start-up."""
+    cls = app.info.cls
+    assert isinstance(cls, type) and issubclass(cls, LazyGroup)
+    cls.lazy_source = (app.registered_commands, app.registered_groups)
+    cls.lazy_options = {"pretty_exceptions_short": app.pretty_exceptions_short}
+    app.registered_commands, app.registered_groups = [], []
