@@ -30,6 +30,7 @@ APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_DB = "authctl.db"
 BUSY_TIMEOUT_S = 5.0
+ACCESS_CACHE_SIZE = 4096
 
 
 def utcnow() -> str:
@@ -226,6 +227,8 @@ class Store:
         self.path = path
         self._db: Any = None
         self._write_lock = threading.RLock()
+        self._access_cache: dict[int, Access] = {}
+        self._access_stamp: tuple[int, int] | None = None
 
     # ----------------------------------------------------------------- open / create
 
@@ -541,7 +544,25 @@ class Store:
         return self.get_user(user.username)
 
     def access(self, user: User) -> Access:
-        """Roles (direct and inherited, cycles impossible) and effective permissions."""
+        """Roles (direct and inherited, cycles impossible) and effective permissions.
+
+        Remembered until the database changes (any commit, from any connection, moves
+        the change stamp), so a request pays for the role walk only after a change.
+        """
+        stamp = self.change_stamp()
+        if self._access_stamp != stamp:
+            self._access_cache.clear()
+            self._access_stamp = stamp
+        cached = self._access_cache.get(user.id)
+        if cached is not None and cached.direct_roles == user.roles:
+            return cached
+        access = self._load_access(user)
+        if len(self._access_cache) >= ACCESS_CACHE_SIZE:
+            self._access_cache.clear()
+        self._access_cache[user.id] = access
+        return access
+
+    def _load_access(self, user: User) -> Access:
         rows = self.conn.execute(_ACCESS_SQL, (user.id,)).fetchall()
         roles: dict[str, str | None] = {}
         permissions: dict[str, str] = {}

@@ -276,3 +276,18 @@ def test_login_failures_count_atomically_and_lock(tmp_path: Path) -> None:
     with Store.open(path) as store:
         assert store.login_failures("ghost") == (50, False)
         assert store.record_login_failure("ghost", 0.0, lock_after=10) == (51, True)
+
+
+def test_remembered_access_follows_changes_from_any_connection(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with Store.create(path) as server, Store.open(path) as admin:
+        server.add_role("student")
+        server.grant("student", ["students:read"])
+        user = server.add_user("rahul", None, ["student"])
+        assert server.access(user).permissions == {"students:read": "student"}
+        admin.revoke("student", ["students:read"])  # another connection, as `authctl role revoke` would be
+        assert server.access(user).permissions == {}
+        server.grant("student", ["students:write"])  # this connection
+        assert server.access(user).permissions == {"students:write": "student"}
+        admin.unassign("rahul", ["student"])
+        assert server.access(server.get_user("rahul")).roles == {}
