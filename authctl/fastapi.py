@@ -285,7 +285,8 @@ class Auth:
         now = int(time.time())
         access = tokens.issue(store, username, now=now)
         refresh = tokens.issue(store, username, refresh=True, family=family, now=now)
-        store.record_refresh(refresh.claims["jti"], family, user_id, refresh.expires_at)
+        store.record_refresh(refresh.claims["jti"], family, user_id, refresh.expires_at,
+                             access_jti=access.claims["jti"], access_expires_at=access.expires_at)
         return {
             "access_token": access.token,
             "token_type": "bearer",

@@ -879,12 +879,23 @@ class Store:
 
     # ----------------------------------------------------------------- refresh-token families
 
-    def record_refresh(self, jti: str, family: str, user_id: int, expires_at: int) -> None:
+    def record_refresh(self, jti: str, family: str, user_id: int, expires_at: int, *, access_jti: str | None = None,
+                       access_expires_at: int | None = None) -> None:
+        """Remember a refresh token of ``family`` (and the access token issued with it).
+
+        The access token is recorded as already used: it can never be rotated, but a
+        reuse of the family's refresh token revokes it too.
+        """
         with self.transaction():
             self.conn.execute(
                 "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?, ?, ?, ?)",
                 (jti, family, user_id, int(expires_at)),
             )
+            if access_jti is not None:
+                self.conn.execute(
+                    "INSERT INTO refresh_tokens (jti, family, user_id, expires_at, used_at) VALUES (?, ?, ?, ?, ?)",
+                    (access_jti, family, user_id, int(access_expires_at or expires_at), utcnow()),
+                )
 
     def use_refresh(self, jti: str) -> tuple[str | None, bool]:
         """Mark a refresh token used, atomically: (family, first use?). Unknown jti: (None, False)."""

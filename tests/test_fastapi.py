@@ -542,8 +542,12 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client):
     assert reused.status_code == 401
     assert reused.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     assert "reuse" in reused.json()["detail"]
-    # the thief's rotation and the victim's both end: the whole family is revoked
+    # the thief's rotation and the victim's both end: the whole family is revoked,
+    # access tokens issued with it included
     assert client.post("/token/refresh", json={"refresh_token": second["refresh_token"]}).status_code == 401
+    assert client.get("/profile", token=first["access_token"]).status_code == 401
+    assert client.get("/profile", token=second["access_token"]).status_code == 401
+    assert client.get("/profile", token=client.login("rahul").json()["access_token"]).status_code == 200
 
 
 def test_refresh_accepts_json_and_rejects_access_tokens(client):
