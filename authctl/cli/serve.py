@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -18,17 +17,6 @@ AppOpt = Annotated[
 DEFAULT_APP = "authctl.app:app"
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     if host in ("0.0.0.0", "::"):
@@ -36,14 +24,28 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-class RedactQuery(logging.Filter):
-    """Access-log filter: drop query strings (a token someone put in a URL never reaches the log)."""
+def _redact_query_class() -> type:
+    import logging
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
-            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
-        return True
+    class RedactQuery(logging.Filter):
+        """Access-log filter: drop query strings (a token someone put in a URL never reaches the log)."""
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            args = record.args
+            if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+                record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+            return True
+
+    RedactQuery.__module__ = __name__
+    return RedactQuery
+
+
+def __getattr__(name: str) -> Any:
+    """``RedactQuery`` is made on first use, so that listing commands does not import logging."""
+    if name == "RedactQuery":
+        cls = globals()["RedactQuery"] = _redact_query_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _log_config() -> dict:
@@ -86,6 +88,8 @@ def serve(
     import uvicorn
 
     url = _url(host, port)
+    from ..probe import is_loopback
+
     if not is_loopback(host):
         render.warn(f"binding to {host}: the server is reachable from other machines, not just this one")
     render.success(f"serving {spec} on {url} (database {path})")
