@@ -7,7 +7,6 @@ as Rich markup.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -41,6 +40,8 @@ def text(value: Any, style: str = "") -> Any:
 
 
 def emit_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
@@ -276,6 +277,8 @@ def inspection_json(inspection: Any, now: int) -> dict[str, Any]:
 
 
 def _members_grid(members: dict[str, Any], now: int) -> Any:
+    import json
+
     from rich.table import Table
 
     from .tokens import format_utc, relative
@@ -482,6 +485,8 @@ def matrix_table(cells: list[Any], users: list[str]) -> None:
 
 def probe_report(whoami: Any, response: Any, request: tuple[str, str] | None) -> None:
     """The server's own view (/whoami), then the request's status, key headers and body."""
+    import json
+
     from rich.panel import Panel
 
     status_style = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red"}

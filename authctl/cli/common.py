@@ -160,9 +160,20 @@ class LazyGroup(_FastParams, TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands) + [name for name in self.pending() if name not in self.commands]
 
+    _listing = False
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True  # the command list needs names and help, not parameters
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands:
             pending = self.pending()
+            if self._listing and cmd_name in pending and not _is_group(pending[cmd_name]):
+                return self._listed(cmd_name, pending[cmd_name])
             if cmd_name in pending:
                 self.commands[cmd_name] = self._build(pending[cmd_name])
             else:  # a typo: build them all, so typer's "Did you mean ..." sees every name
@@ -170,6 +181,16 @@ class LazyGroup(_FastParams, TyperGroup):
                     if name not in self.commands:
                         self.commands[name] = self._build(pending[name])
         return self.commands.get(cmd_name)
+
+    def _listed(self, name: str, info: Any) -> Any:
+        """What a command list shows of a command (its help), without reading its parameters."""
+        import inspect
+
+        return TyperCommand(
+            name=name, help=inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help),
+            epilog=info.epilog, short_help=info.short_help, hidden=info.hidden, deprecated=info.deprecated,
+            rich_markup_mode=self.rich_markup_mode, rich_help_panel=info.rich_help_panel,
+        )
 
     def _build(self, info: Any) -> Any:
         import copy
@@ -194,6 +215,12 @@ class LazyGroup(_FastParams, TyperGroup):
             })
         return get_group_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode,
                                    suggest_commands=self.suggest_commands)
+
+
+def _is_group(info: Any) -> bool:
+    from typer.main import TyperInfo
+
+    return isinstance(info, TyperInfo)
 
 
 def make_lazy(app: "typer.Typer") -> None:

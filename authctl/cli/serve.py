@@ -36,7 +36,7 @@ def _redact_query_class() -> type:
                 record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
             return True
 
-    RedactQuery.__module__ = __name__
+    RedactQuery.__module__, RedactQuery.__qualname__ = __name__, "RedactQuery"
     return RedactQuery
 
 
