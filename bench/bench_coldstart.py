@@ -22,11 +22,9 @@ token inspect and user show never import fastapi, uvicorn, starlette or httpx.
 
 from __future__ import annotations
 
-import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +85,6 @@ def _prepare(tmp: Path) -> tuple[Path, str, Path, str, str, str]:
     return db, token, key_file, active.alg, settings.audience, settings.issuer
 
 
-def _time_once(argv: list[str], environ: dict[str, str]) -> tuple[float, int]:
-    start = time.perf_counter()
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env=environ, timeout=60)
-    elapsed = time.perf_counter() - start
-    if done.returncode not in (0, 3, 4):
-        raise RuntimeError(f"{argv[2:5]} exited {done.returncode}: {done.stderr.decode()[-400:]}")
-    return elapsed, done.returncode
-
-
 def heavy_imports(argv: list[str], environ: dict[str, str]) -> list[str]:
     """Top-level packages among HEAVY that one run of ``argv`` imports (from ``-X importtime``)."""
     done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], stdin=subprocess.DEVNULL,
@@ -113,29 +101,18 @@ def heavy_imports(argv: list[str], environ: dict[str, str]) -> list[str]:
 def run(quick: bool = False, rounds: int | None = None, seconds: float | None = None) -> list[dict[str, Any]]:
     """One row per authctl command: its median and min-max, its baseline's, the ratio and the target.
 
-    ``rounds`` (default 12 quick, 40 full) is capped by ``seconds`` of wall time (default 30 / 150).
+    ``rounds`` (default 10 quick, 30 full) is capped by ``seconds`` of wall time (default 25 / 120).
     """
-    rounds = rounds or (12 if quick else 40)
-    seconds = seconds or (30.0 if quick else 150.0)
+    rounds = rounds or (10 if quick else 30)
+    seconds = seconds or (25.0 if quick else 120.0)
     with tempfile.TemporaryDirectory(prefix="authctl-bench-cold-") as name:
         tmp = Path(name)
         db, token, key_file, alg, aud, iss = _prepare(tmp)
         environ = benchlib.env(db)
         commands = _commands(db, token, key_file, alg, aud, iss)
-        exits: dict[str, int] = {}
-        for label, argv in commands.items():  # warm the page cache and the bytecode caches; not recorded
-            _, exits[label] = _time_once(argv, environ)
-        samples: dict[str, list[float]] = {label: [] for label in commands}
-        order = list(commands)
-        rng = random.Random(1)
-        deadline = time.monotonic() + seconds
-        done_rounds = 0
-        while done_rounds < rounds and (done_rounds < 3 or time.monotonic() < deadline):
-            rng.shuffle(order)
-            for label in order:
-                elapsed, _ = _time_once(commands[label], environ)
-                samples[label].append(elapsed)
-            done_rounds += 1
+        samples, done_rounds = benchlib.interleaved(commands, environ, rounds=rounds, seconds=seconds, ok=(0, 3, 4))
+        exits = {label: subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=environ,
+                                       timeout=120).returncode for label, argv in commands.items()}
         heavy = {label: heavy_imports(commands[label], environ) for label in NO_HEAVY}
     rows = []
     for label, ours, theirs, target in PAIRS:
@@ -175,7 +152,7 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="12 rounds (at most 30 s) instead of 40 (150 s)")
+    parser.add_argument("--quick", action="store_true", help="10 rounds (at most 25 s) instead of 30 (120 s)")
     parser.add_argument("--rounds", type=int, default=None)
     options = parser.parse_args()
     print(_table(run(quick=options.quick, rounds=options.rounds)))

@@ -109,3 +109,45 @@ def fmt_seconds(value: float) -> str:
     if value >= 1:
         return f"{value:.2f} s"
     return f"{value * 1000:.1f} ms"
+
+
+def time_run(argv: list[str], environ: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
+    """Wall seconds of one whole subprocess run of ``argv`` (output discarded); fails on an unexpected exit."""
+    import time
+
+    start = time.perf_counter()
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=environ, timeout=120)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in ok:
+        raise RuntimeError(f"{' '.join(argv[2:6])} exited {done.returncode}: {done.stderr.decode()[-400:]}")
+    return elapsed
+
+
+def interleaved(commands: dict[str, list[str]], environ: dict[str, str] | dict[str, dict[str, str]], *,
+                rounds: int, seconds: float, ok: tuple[int, ...] = (0,), min_rounds: int = 3) -> tuple[dict[str, list[float]], int]:
+    """Run every command once per round, in a shuffled order, for ``rounds`` rounds or ``seconds``.
+
+    One warm-up run of each (not recorded) fills the page and bytecode caches.
+    ``environ`` is one environment for all, or one per command label.
+    Returns (label -> wall seconds of each run, rounds done).
+    """
+    import random
+    import time
+
+    def env_of(label: str) -> dict[str, str]:
+        return environ[label] if label in environ else environ  # type: ignore[index,return-value]
+
+    for label, argv in commands.items():
+        time_run(argv, env_of(label), ok)
+    samples: dict[str, list[float]] = {label: [] for label in commands}
+    order = list(commands)
+    rng = random.Random(1)
+    deadline = time.monotonic() + seconds
+    done = 0
+    while done < rounds and (done < min_rounds or time.monotonic() < deadline):
+        rng.shuffle(order)
+        for label in order:
+            samples[label].append(time_run(commands[label], env_of(label), ok))
+        done += 1
+    return samples, done
