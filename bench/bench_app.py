@@ -4,8 +4,15 @@ Measures, in one run against one server: unauthenticated ``GET /health`` (the
 baseline), authenticated ``GET /whoami`` (token verification, user lookup,
 roles and permissions from SQLite; target at least 0.6x the baseline), the 401
 paths (no token; a token with a bad signature), the 403 path (rahul
-``DELETE /student/3``), and ``/health`` while a burst of logins hashes
-passwords (hashing runs in worker threads, so the event loop keeps serving).
+``DELETE /student/3``; each of these at least 0.6x as well), ``POST /token``
+alone (logins per second with the configured argon2id parameters; target at
+least 50), ``/health`` while a burst of logins hashes passwords (hashing runs
+in worker threads, so the event loop keeps serving; target: at least half its
+idle throughput), and the server's peak resident memory (VmHWM).
+
+With ``hash_concurrency`` (``--hash-concurrency N``) the server runs
+``Auth(hash_concurrency=N)`` (bench/app_factory.py) instead of the default
+(``cores - 1`` hashing threads: one core stays with the event loop).
 
 The load generator is wrk when it is installed, else a bounded Python client:
 a fixed number of keep-alive HTTP/1.1 connections on asyncio for a fixed time.
@@ -64,14 +71,20 @@ def _prepare(db: Path, alg: str | None) -> None:
 
 
 @contextmanager
-def _server(db: Path, port: int) -> Iterator[str]:
+def _server(db: Path, port: int, hash_concurrency: int | None = None) -> Iterator[subprocess.Popen]:
     """uvicorn, one worker, no access log (the log would cost every route alike)."""
+    target = ["authctl.app:app"]
+    environ = _env(db)
+    if hash_concurrency:
+        target = ["--factory", "app_factory:create"]
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
+                                                              environ.get("PYTHONPATH")]))
+        environ["AUTHCTL_BENCH_HASH_CONCURRENCY"] = str(hash_concurrency)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "authctl.app:app", "--host", HOST, "--port", str(port),
+        [sys.executable, "-m", "uvicorn", *target, "--host", HOST, "--port", str(port),
          "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        env=_env(db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    url = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -86,7 +99,7 @@ def _server(db: Path, port: int) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start within 30s")
             time.sleep(0.1)
-        yield url
+        yield process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -177,8 +190,11 @@ def _summary(slices: list[dict[str, Any]]) -> dict[str, Any]:
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
 
+    per_slice = [len(piece["latencies"]) / piece["seconds"] for piece in slices if piece["seconds"]] or [0.0]
     return {
         "requests": len(latencies), "rps": round(len(latencies) / seconds, 1), "p50_ms": pct(0.5),
+        "rps_median": round(statistics.median(per_slice), 1), "rps_min": round(min(per_slice), 1),
+        "rps_max": round(max(per_slice), 1), "slices": len(per_slice),
         "p99_ms": pct(0.99), "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "errors": sum(piece["errors"] for piece in slices), "seconds": round(seconds, 2),
     }
@@ -187,14 +203,17 @@ def _summary(slices: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- wrk (when installed)
 
 
-def _wrk(url: str, path: str, method: str, headers: dict[str, str], connections: int, seconds: float) -> dict[str, Any]:
+def _wrk(url: str, path: str, method: str, headers: dict[str, str], connections: int, seconds: float,
+         body: str = "") -> dict[str, Any]:
     args = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
     for key, value in headers.items():
         args += ["-H", f"{key}: {value}"]
     script = None
-    if method != "GET":
+    if method != "GET" or body:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write(f'wrk.method = "{method}"\n')
+        if body:
+            script.write(f"wrk.body = {body!r}\n".replace("'", '"'))
         script.close()
         args += ["-s", script.name]
     try:
@@ -238,50 +257,75 @@ def _tamper(token: str) -> str:
     return ".".join((head, payload, flipped))
 
 
-def run(quick: bool = False, alg: str | None = None) -> list[dict[str, Any]]:
+LOGIN_TARGET = 50.0
+BURST_TARGET = 0.5
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    """The high-water mark of a process's resident memory (Linux /proc), MiB."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def run(quick: bool = False, alg: str | None = None, hash_concurrency: int | None = None,
+        use_wrk: bool | None = None) -> list[dict[str, Any]]:
     """Run every scenario against one fresh server; one dict per row.
 
     Scenarios are interleaved in short rounds (each round runs every scenario once),
     so a change in machine load during the run affects all of them alike and the
     ratios stay meaningful. ``alg``: the database's signing algorithm (default:
-    what `authctl init` picks).
+    what `authctl init` picks). ``use_wrk``: None = wrk when installed.
     """
     rounds, slice_s = (2, 0.5) if quick else (6, 0.5)
     connections = 16 if quick else 32
-    use_wrk = shutil.which("wrk") is not None
+    if use_wrk is None:
+        use_wrk = shutil.which("wrk") is not None
     if use_wrk:
         rounds, slice_s = (1, 1.0) if quick else (3, 1.0)
-    generator = "wrk" if use_wrk else f"python asyncio client, {connections} keep-alive connections"
+    generator = "wrk -t2" if use_wrk else f"python asyncio client, {connections} keep-alive connections"
+    login_body = f"username=suman&password={PASSWORD}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
     with tempfile.TemporaryDirectory(prefix="authctl-bench-") as tmp:
         db = Path(tmp) / "bench.db"
         _prepare(db, alg)
         port = _free_port()
-        with _server(db, port) as url:
+        url = f"http://{HOST}:{port}"
+        with _server(db, port, hash_concurrency) as process:
             suman = asyncio.run(_login(port, "suman"))["access_token"]
             rahul = asyncio.run(_login(port, "rahul"))["access_token"]
             scenarios = [
-                ("GET /health (public, baseline)", "GET", "/health", {}),
-                ("GET /whoami (authenticated)", "GET", "/whoami", {"Authorization": f"Bearer {suman}"}),
-                ("GET /profile, no token (401)", "GET", "/profile", {}),
-                ("GET /profile, bad signature (401)", "GET", "/profile", {"Authorization": f"Bearer {_tamper(suman)}"}),
-                ("DELETE /student/3 as rahul (403)", "DELETE", "/student/3", {"Authorization": f"Bearer {rahul}"}),
+                ("GET /health (public, baseline)", "GET", "/health", {}, "", connections),
+                ("GET /whoami (authenticated)", "GET", "/whoami", {"Authorization": f"Bearer {suman}"}, "", connections),
+                ("GET /profile, no token (401)", "GET", "/profile", {}, "", connections),
+                ("GET /profile, bad signature (401)", "GET", "/profile",
+                 {"Authorization": f"Bearer {_tamper(suman)}"}, "", connections),
+                ("DELETE /student/3 as rahul (403)", "DELETE", "/student/3", {"Authorization": f"Bearer {rahul}"}, "",
+                 connections),
+                ("POST /token (logins alone, 8 clients)", "POST", "/token", form, login_body, 8),
             ]
             slices: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in scenarios}
             burst_health: list[dict[str, Any]] = []
             burst_logins: list[dict[str, Any]] = []
             for round_number in range(rounds + 1):  # round 0 warms up and is not recorded
-                for name, method, path, headers in scenarios:
+                for name, method, path, headers, body, clients in scenarios:
                     if use_wrk:
-                        piece = _wrk(url, path, method, headers, connections, slice_s)
+                        piece = _wrk(url, path, method, headers, clients, slice_s, body)
                     else:
-                        raw = _request(method, path, port, headers)
-                        piece = asyncio.run(_load(port, raw, connections, slice_s if round_number else 0.2))
+                        raw = _request(method, path, port, headers, body.encode())
+                        piece = asyncio.run(_load(port, raw, clients, slice_s if round_number else 0.2))
                     if round_number:
                         slices[name].append(piece)
                 health, logins = _during_login_burst(port, slice_s if round_number else 0.2, connections)
                 if round_number:
                     burst_health.append(health)
                     burst_logins.append(logins)
+            peak = _peak_rss_mib(process.pid)
     rows = [{"scenario": name, "generator": generator, **_summary(pieces)} for name, pieces in slices.items()]
     logins = _summary(burst_logins)
     rows.append({
@@ -292,9 +336,17 @@ def run(quick: bool = False, alg: str | None = None) -> list[dict[str, Any]]:
     baseline = rows[0]["rps"] or 1.0
     for row in rows:
         row["vs_health"] = round(row["rps"] / baseline, 2)
-    whoami = rows[1]
-    whoami["target"] = f">= {TARGET_RATIO}x health"
-    whoami["meets_target"] = whoami["vs_health"] >= TARGET_RATIO
+    for row in rows[1:5]:
+        row["target"] = f">= {TARGET_RATIO}x health"
+        row["meets_target"] = row["vs_health"] >= TARGET_RATIO
+    login_row = rows[5]
+    login_row["target"] = f">= {LOGIN_TARGET:g} logins/s"
+    login_row["meets_target"] = login_row["rps"] >= LOGIN_TARGET
+    burst = rows[6]
+    burst["target"] = f">= {BURST_TARGET}x idle health"
+    burst["meets_target"] = burst["vs_health"] >= BURST_TARGET
+    rows.append({"scenario": "server peak memory (VmHWM)", "peak_rss_mib": peak, "generator": "",
+                 "hash_concurrency": hash_concurrency or "default (cores - 1)"})
     return rows
 
 
@@ -314,18 +366,18 @@ def _during_login_burst(port: int, seconds: float, connections: int) -> tuple[di
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = f"{'scenario':<46} {'req/s':>9} {'vs health':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses"
+    header = f"{'scenario':<46} {'req/s':>9} {'min-max per slice':>19} {'vs health':>9} {'p50 ms':>8} {'p99 ms':>8}  target"
     lines = [header, "-" * len(header)]
-    for row in rows:
+    for row in rows[:-1]:
         extra = f"  (logins/s {row['logins_per_s']}, login p50 {row['login_p50_ms']} ms)" if "logins_per_s" in row else ""
+        target = f"{row['target']}: {'met' if row['meets_target'] else 'NOT met'}" if "target" in row else ""
         lines.append(
-            f"{row['scenario']:<46} {row['rps']:>9.1f} {row['vs_health']:>8.2f}x {row['p50_ms']:>8.2f} "
-            f"{row['p99_ms']:>8.2f}  {row['statuses']}{extra}"
+            f"{row['scenario']:<46} {row['rps']:>9.1f} {row['rps_min']:>9.1f}-{row['rps_max']:<9.1f} "
+            f"{row['vs_health']:>8.2f}x {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}  {target} {row['statuses']}{extra}"
         )
-    whoami = rows[1]
+    memory = rows[-1]
     lines.append("")
-    lines.append(f"whoami / health = {whoami['vs_health']:.2f} (target >= {TARGET_RATIO}): "
-                 + ("met" if whoami["meets_target"] else "NOT met"))
+    lines.append(f"server peak memory (VmHWM): {memory['peak_rss_mib']} MiB; hashing threads: {memory['hash_concurrency']}")
     lines.append(f"load generator: {rows[0]['generator']}; server: uvicorn, 1 worker, {HOST}")
     return "\n".join(lines)
 
@@ -336,5 +388,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 s per scenario instead of 3 s")
     parser.add_argument("--alg", help="signing algorithm for the database (default: authctl init's)")
+    parser.add_argument("--hash-concurrency", type=int, default=None, help="Auth(hash_concurrency=N) for the server")
+    parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator even when wrk is installed")
     options = parser.parse_args()
-    print(_table(run(quick=options.quick, alg=options.alg)))
+    print(_table(run(quick=options.quick, alg=options.alg, hash_concurrency=options.hash_concurrency,
+                     use_wrk=False if options.no_wrk else None)))

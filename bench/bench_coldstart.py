@@ -101,10 +101,10 @@ def heavy_imports(argv: list[str], environ: dict[str, str]) -> list[str]:
 def run(quick: bool = False, rounds: int | None = None, seconds: float | None = None) -> list[dict[str, Any]]:
     """One row per authctl command: its median and min-max, its baseline's, the ratio and the target.
 
-    ``rounds`` (default 10 quick, 30 full) is capped by ``seconds`` of wall time (default 25 / 120).
+    ``rounds`` (default 8 quick, 30 full) is capped by ``seconds`` of wall time (default 20 / 120).
     """
-    rounds = rounds or (10 if quick else 30)
-    seconds = seconds or (25.0 if quick else 120.0)
+    rounds = rounds or (8 if quick else 30)
+    seconds = seconds or (20.0 if quick else 120.0)
     with tempfile.TemporaryDirectory(prefix="authctl-bench-cold-") as name:
         tmp = Path(name)
         db, token, key_file, alg, aud, iss = _prepare(tmp)
@@ -152,7 +152,7 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10 rounds (at most 25 s) instead of 30 (120 s)")
+    parser.add_argument("--quick", action="store_true", help="8 rounds (at most 20 s) instead of 30 (120 s)")
     parser.add_argument("--rounds", type=int, default=None)
     options = parser.parse_args()
     print(_table(run(quick=options.quick, rounds=options.rounds)))

@@ -53,8 +53,8 @@ def _make(db: Path, users: int) -> float:
 
 
 def run(quick: bool = False, rounds: int | None = None, seconds: float | None = None) -> list[dict[str, Any]]:
-    rounds = rounds or (6 if quick else 20)
-    seconds = seconds or (20.0 if quick else 75.0)
+    rounds = rounds or (8 if quick else 24)
+    seconds = seconds or (20.0 if quick else 80.0)
     with tempfile.TemporaryDirectory(prefix="authctl-bench-store-") as name:
         tmp = Path(name)
         small, large = tmp / "small.db", tmp / "large.db"
@@ -108,7 +108,7 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="6 rounds (at most 20 s) instead of 20 (75 s)")
+    parser.add_argument("--quick", action="store_true", help="8 rounds (at most 20 s) instead of 24 (80 s)")
     parser.add_argument("--rounds", type=int, default=None)
     options = parser.parse_args()
     print(_table(run(quick=options.quick, rounds=options.rounds)))
