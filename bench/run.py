@@ -241,6 +241,12 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
             "1 worker: " + _range_rate({"median": h["one_median"], "min": h["one_min"], "max": h["one_max"]}, " hashes/s"),
             f"{h['ratio']:.2f}x", h["target"], _status(h["meets_target"]),
         ))
+        out.append((
+            "bulk: machine ceiling, two plain processes hashing half each (no pool)",
+            _range_rate({"median": h["bare_median"], "min": h["bare_min"], "max": h["bare_max"]}, " hashes/s"),
+            "1 worker (as above)", f"{h['bare_ratio']:.2f}x",
+            f"report; hash_many = {h['of_bare']:.0%} of it", "—",
+        ))
         out.append((f"bulk: {imp['name']}", f"{imp['users_per_s']} users/s ({imp['seconds']:.1f} s)",
                     "", "", "report; progress bar drawn", _status(imp["progress_bar_seen"])))
     for row in results.get("matrix") or []:
