@@ -120,16 +120,21 @@ def app_routes(app: Any, params: Mapping[str, str]) -> list[tuple[Route, "RouteI
 
 
 def offline_cells(
-    store: "Store", app: Any, users: list[str], params: Mapping[str, str]
+    store: "Store", app: Any, users: list[str], params: Mapping[str, str], *, token_per_cell: bool = False
 ) -> list[Cell]:
-    """Every user × route decided by the engine (a fresh token per cell, so a live logout stays local)."""
+    """Every user × route decided by the engine.
+
+    ``token_per_cell`` mints a fresh token for each cell, for cells that will be sent
+    live: a ``POST /logout`` then ends only its own cell's session.
+    """
     from . import routes
 
+    minted = {} if token_per_cell else {user: _subject(store, user) for user in users}
     cells = []
     for route, info in app_routes(app, params):
         _, path_params = routes.match(app, route.method, route.path)
         for user in users:
-            subject = _subject(store, user)
+            subject = _subject(store, user) if token_per_cell else minted[user]
             decision = routes.decide(store, info, subject.token, path_params)
             cells.append(Cell(route, user, decision.status, token=subject.token))
     return cells

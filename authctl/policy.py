@@ -127,15 +127,15 @@ def authorize(
 ) -> Decision:
     """Phase 2: public routes pass; otherwise authenticated first (401), then permitted (403).
 
-    ``explain`` adds the 403 hint (the smallest change that would allow it); it costs
-    a few queries, so the request path leaves it off.
+    ``explain`` adds the hint (for a 403, the smallest change that would allow it,
+    which costs a few queries); the request path leaves it off.
     """
     if requirement.kind == "public":
         return Decision(ALLOWED, requirement, authentication, reason="the route is public")
     if not authentication.ok:
         return Decision(
             UNAUTHENTICATED, requirement, authentication,
-            reason=authentication.reason, hint=_authentication_hint(authentication),
+            reason=authentication.reason, hint=_authentication_hint(authentication) if explain else None,
         )
     user = authentication.identity.user  # type: ignore[union-attr]
     if requirement.kind == "authenticated":

@@ -525,10 +525,11 @@ class _Context:
     stamp: tuple[int, int]
     settings: Settings
     ring: KeyRing
-    #: (signing input, signature) -> kid, for signatures this context's keys verified.
-    #: A client sends the same token on every request until it expires; the signature
-    #: check is the costliest step and its answer cannot change while the keys do not
-    #: (any key change gives a new context). Every other check still runs each time.
+    #: (signing input, signature) -> (kid, valid?), for signatures this context's keys checked.
+    #: A client sends the same token on every request until it expires (and a forger the
+    #: same forgery); the signature check is the costliest step and its answer cannot
+    #: change while the keys do not (any key change gives a new context). Every other
+    #: check still runs each time.
     verified: dict = field(default_factory=dict, compare=False)
 
 
@@ -698,13 +699,15 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
     header = parsed.header
     key = _signing_key(ctx.ring, header)
     signed = (parsed.signing_input, parsed.signature)
-    if not SIGNATURE_CACHE_SIZE or ctx.verified.get(signed) != key.kid:
-        if not key.verify(parsed.signing_input, parsed.signature):
-            raise TokenSignatureInvalid(f"the signature does not match key {key.kid}")
+    known = ctx.verified.get(signed) if SIGNATURE_CACHE_SIZE else None
+    if known is None or known[0] != key.kid:
+        known = (key.kid, key.verify(parsed.signing_input, parsed.signature))
         if SIGNATURE_CACHE_SIZE:
             if len(ctx.verified) >= SIGNATURE_CACHE_SIZE:
                 ctx.verified.clear()
-            ctx.verified[signed] = key.kid
+            ctx.verified[signed] = known
+    if not known[1]:
+        raise TokenSignatureInvalid(f"the signature does not match key {key.kid}")
     claims = _json_object(_b64decode(parsed.payload_segment, "payload"), "payload")
     settings = ctx.settings
     leeway = settings.leeway

@@ -346,7 +346,7 @@ def run(quick: bool = False, alg: str | None = None, hash_concurrency: int | Non
     burst["target"] = f">= {BURST_TARGET}x idle health"
     burst["meets_target"] = burst["vs_health"] >= BURST_TARGET
     rows.append({"scenario": "server peak memory (VmHWM)", "peak_rss_mib": peak, "generator": "",
-                 "hash_concurrency": hash_concurrency or "default (cores - 1)"})
+                 "hash_concurrency": hash_concurrency or "default (one per core)"})
     return rows
 
 

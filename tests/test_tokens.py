@@ -760,8 +760,10 @@ def test_verified_signature_cache_never_skips_the_other_checks(store: Store) -> 
     tokens.verify(store, token)  # second time: the signature comes from the cache
     header, payload, signature = token.split(".")
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
-    with pytest.raises((TokenSignatureInvalid, TokenMalformed)):
-        tokens.verify(store, f"{header}.{payload}.{flipped}")
+    for _ in range(2):  # the second time the rejection comes from the cache: still a rejection
+        with pytest.raises((TokenSignatureInvalid, TokenMalformed)):
+            tokens.verify(store, f"{header}.{payload}.{flipped}")
+    tokens.verify(store, token)
     tokens.revoke(store, token)
     with pytest.raises(TokenRevoked):
         tokens.verify(store, token)

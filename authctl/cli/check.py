@@ -182,7 +182,7 @@ def matrix(
             skipped = grid.attach_live(cells, url=url, unsafe=unsafe)
         else:
             app = routes.load_app(app_spec)
-            cells = grid.offline_cells(store, app, users, param_values)
+            cells = grid.offline_cells(store, app, users, param_values, token_per_cell=bool(live or url))
             if url:
                 live_http.check_transport(url, sends_token=True, insecure_transport=False)
                 skipped = grid.attach_live(cells, url=url, unsafe=unsafe)
@@ -266,7 +266,7 @@ def demo(
                 results.append((title, result))
             inspected = tokens.inspect(store, steps[1][1].token or "")
             users = [user.username for user in demo_users] + [grid.ANONYMOUS]
-            cells = grid.offline_cells(store, app, users, {})
+            cells = grid.offline_cells(store, app, users, {}, token_per_cell=True)
             grid.attach_live(cells, app=app, unsafe=True)
             now = int(time.time())
             if state.wants_json(json_output):
