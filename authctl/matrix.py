@@ -146,6 +146,57 @@ def _subject(store: "Store", user: str) -> "Subject":
     return explain.ANONYMOUS if user == ANONYMOUS else explain.subject_for_user(store, user)
 
 
+@dataclass
+class MatrixResult:
+    users: list[str]
+    cells: list[Cell]
+    skipped: int  # cells with mutating methods not sent live (no --unsafe)
+
+
+def parse_users(option: str | None) -> list[str] | None:
+    """``--users a,b`` -> names (None: every active user)."""
+    if option is None:
+        return None
+    return [name.strip() for name in option.split(",") if name.strip()]
+
+
+def build(
+    store: "Store", *, users: list[str] | None = None, app_spec: str | None = None, live: bool = False,
+    url: str | None = None, openapi: bool = False, params: Mapping[str, str] | None = None, unsafe: bool = False,
+) -> MatrixResult:
+    """The whole matrix: offline from the app's routes (observed too with ``live``/``url``),
+    or, with ``openapi``, observed only from a foreign server's ``/openapi.json``."""
+    from . import explain, probe, routes
+
+    params = params or {}
+    if users is None:
+        users = [user.username for user in store.list_users(status="active")]
+    for name in users:
+        if name != ANONYMOUS:
+            store.get_user(name)  # NotFound: exit 1 before anything is sent
+    users = [name for name in dict.fromkeys(users) if name != ANONYMOUS] + [ANONYMOUS]
+    if url:
+        probe.check_transport(url, sends_token=True, insecure_transport=False)
+    skipped = 0
+    if openapi:
+        if not url:
+            raise InvalidInput("--openapi reads the routes of a running server: give --url")
+        spec = probe.send(probe.Request("GET", "/openapi.json"), url=url)
+        if spec.status != 200:
+            raise InvalidInput(f"{url}/openapi.json answered {spec.status}")
+        cells = observed_cells(store, openapi_routes(spec.body, params), users)
+        skipped = attach_live(cells, url=url, unsafe=unsafe)
+        return MatrixResult(users, cells, skipped)
+    app = routes.load_app(app_spec)
+    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url))
+    if url:
+        skipped = attach_live(cells, url=url, unsafe=unsafe)
+    elif live:
+        with explain.snapshot_app(store, app_spec) as snapshot:
+            skipped = attach_live(cells, app=snapshot, unsafe=unsafe)
+    return MatrixResult(users, cells, skipped)
+
+
 # --------------------------------------------------------------------------- OpenAPI (apps without the integration)
 
 

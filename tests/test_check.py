@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -296,25 +297,63 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(demo: Cli):
-    """The bundled app on a real loopback port, in a thread."""
+@contextmanager
+def serving(app):
+    """An ASGI app on a real loopback port, in a thread; stopped on exit."""
     import uvicorn
 
-    from authctl.app import create_app
-
     port = _closed_port()
-    config = uvicorn.Config(create_app(demo.db), host="127.0.0.1", port=port, log_level="error", lifespan="on")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not instance.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(demo: Cli):
+    """The bundled app on a real loopback port."""
+    from authctl.app import create_app
+
+    with serving(create_app(demo.db)) as url:
+        yield url
+
+
+def test_matrix_openapi_observes_a_foreign_server_against_expectations(demo: Cli, tmp_path: Path) -> None:
+    from fastapi import FastAPI, Header, HTTPException
+
+    foreign = FastAPI()
+
+    @foreign.get("/reports/{report_id}")
+    async def report(report_id: int, authorization: str | None = Header(default=None)):
+        if not authorization:
+            raise HTTPException(401, "who are you?", headers={"WWW-Authenticate": "Bearer"})
+        return {"report": report_id}
+
+    @foreign.delete("/reports/{report_id}")
+    async def remove(report_id: int):
+        return {"deleted": report_id}
+
+    expect = tmp_path / "expect.toml"
+    expect.write_text('["GET /reports/{report_id}"]\nrahul = "allow"\nanonymous = 401\n')
+    with serving(foreign) as url:
+        result = demo("matrix", "--url", url, "--openapi", "--users", "rahul", "--expect", str(expect), "--json")
+        assert result.exit_code == 0, result.stderr
+        cells = {(c["method"], c["user"]): c for c in json.loads(result.stdout)["cells"]}
+        assert cells[("GET", "rahul")]["live"] == 200 and cells[("GET", "anonymous")]["live"] == 401
+        assert cells[("GET", "rahul")]["decision"] is None and cells[("GET", "rahul")]["path"] == "/reports/1"
+        assert cells[("DELETE", "rahul")]["live"] is None  # mutating: not sent without --unsafe
+        expect.write_text('["GET /reports/{report_id}"]\nanonymous = "allow"\n')
+        failing = demo("matrix", "--url", url, "--openapi", "--users", "rahul", "--expect", str(expect))
+        assert failing.exit_code == 6 and "1 unmet expectation" in failing.stderr
+    assert demo("matrix", "--openapi").exit_code == 2
 
 
 def test_probe_whoami_and_a_forbidden_request(demo: Cli, server: str) -> None:

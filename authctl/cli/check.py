@@ -151,7 +151,7 @@ def matrix(
 
     Exit 6 when a live cell disagrees with the offline decision or an expectation is unmet.
     """
-    from .. import explain, matrix as grid, probe as live_http, routes
+    from .. import matrix as grid
 
     fmt = "json" if state.wants_json(json_output) else fmt
     if fmt not in ("table", "json", "csv", "junit"):
@@ -160,35 +160,13 @@ def matrix(
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
         raise typer.BadParameter("--openapi needs --url")
-    param_values = grid.parse_params(params or [])
     expectations = grid.load_expectations(expect) if expect else None
-    skipped = 0
     with state.open_store() as store:
-        if users_option:
-            users = [name.strip() for name in users_option.split(",") if name.strip()]
-            for name in users:
-                if name != grid.ANONYMOUS:
-                    store.get_user(name)
-        else:
-            users = [user.username for user in store.list_users(status="active")]
-        users = [u for u in users if u != grid.ANONYMOUS] + [grid.ANONYMOUS]
-        if openapi:
-            assert url is not None
-            live_http.check_transport(url, sends_token=True, insecure_transport=False)
-            spec = live_http.send(live_http.Request("GET", "/openapi.json"), url=url)
-            if spec.status != 200:
-                raise InvalidInput(f"{url}/openapi.json answered {spec.status}")
-            cells = grid.observed_cells(store, grid.openapi_routes(spec.body, param_values), users)
-            skipped = grid.attach_live(cells, url=url, unsafe=unsafe)
-        else:
-            app = routes.load_app(app_spec)
-            cells = grid.offline_cells(store, app, users, param_values, token_per_cell=bool(live or url))
-            if url:
-                live_http.check_transport(url, sends_token=True, insecure_transport=False)
-                skipped = grid.attach_live(cells, url=url, unsafe=unsafe)
-            elif live:
-                with explain.snapshot_app(store, app_spec) as snapshot:
-                    skipped = grid.attach_live(cells, app=snapshot, unsafe=unsafe)
+        result = grid.build(
+            store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
+            params=grid.parse_params(params or []), unsafe=unsafe,
+        )
+    cells, users, skipped = result.cells, result.users, result.skipped
     unknown = grid.apply_expectations(cells, expectations) if expectations else []
     if fmt == "json":
         render.emit_json({"users": users, "cells": [cell.as_dict() for cell in cells]})
