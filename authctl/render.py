@@ -517,3 +517,33 @@ def probe_report(whoami: Any, response: Any, request: tuple[str, str] | None) ->
     out().print(Panel(lines, title="the request", title_align="left"))
     for problem in response.lints:
         warn(problem)
+
+
+def demo_report(result: Any, now: int, keep: str | None) -> None:
+    """`authctl demo`: the three checks, the token, the matrix, and what to type next."""
+    from rich.rule import Rule
+
+    console = out()
+    console.print(Rule(text("authctl demo: authentication (401) vs authorization (403)", "bold")))
+    emit_line("The article's learning platform: suman is an admin, rahul a student, priya an instructor.")
+    emit_line("Only admins may DELETE /student/{id}. Here is the same request three times, explained:")
+    for number, (title, step) in enumerate(result.steps, start=1):
+        console.print(Rule(text(f"{number}. {title}", "bold cyan"), align="left"))
+        check_report(step.as_dict())
+    console.print(Rule(text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"))
+    inspection_report(result.inspected, now)
+    console.print(Rule(text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"))
+    matrix_table(result.cells, result.users)
+    console.print(Rule(text("Next: the same on your own app", "bold"), align="left"))
+    for line in (
+        "authctl init && authctl role add admin && authctl role grant admin students:delete",
+        "authctl user add suman --role admin",
+        "# protect routes with Depends(auth.require(\"students:delete\")) — see the README",
+        "authctl routes --app yourpackage.main:app",
+        "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
+        "authctl serve --app yourpackage.main:app   # then: authctl probe DELETE /student/3 --as suman --unsafe",
+    ):
+        emit_line(f"  {line}")
+    if keep:
+        kept = f"{keep.rstrip('/')}/authctl.db"
+        note(f"demo database kept in {kept} (try: authctl --db {kept} serve)")

@@ -214,78 +214,23 @@ def demo(
     """
     import tempfile
     import time
+    from contextlib import nullcontext
     from pathlib import Path
 
-    from .. import explain, matrix as grid, tokens
-    from ..bootstrap import create_database
+    from .. import demo as walkthrough
 
     if keep is not None:
-        directory = Path(keep)
-        directory.mkdir(parents=True, exist_ok=True)
-        cleanup = None
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    with (nullcontext(keep) if keep is not None else tempfile.TemporaryDirectory(prefix="authctl-demo-")) as directory:
+        result = walkthrough.run(directory)
+    now = int(time.time())
+    if state.wants_json(json_output):
+        render.emit_json({
+            "directory": keep,
+            "steps": [{"title": title, **step.as_dict()} for title, step in result.steps],
+            "token": render.inspection_json(result.inspected, now),
+            "matrix": {"users": result.users, "cells": [cell.as_dict() for cell in result.cells]},
+        })
     else:
-        cleanup = tempfile.TemporaryDirectory(prefix="authctl-demo-")
-        directory = Path(cleanup.name)
-    try:
-        store, key, demo_users = create_database(directory / "authctl.db", demo=True)
-        with store:
-            from ..app import create_app
-
-            app = create_app(store=store)
-            steps = [
-                ("No token at all: who are you? → 401", explain.ANONYMOUS),
-                ("rahul, a student: authenticated, but not allowed → 403", explain.subject_for_user(store, "rahul")),
-                ("suman, an admin: authenticated and allowed → 200", explain.subject_for_user(store, "suman")),
-            ]
-            results = []
-            for title, subject in steps:
-                result = explain.check(store, app, "DELETE", "/student/3", subject)
-                explain.attach_live([result], app=app, source="in-process demo app")
-                results.append((title, result))
-            inspected = tokens.inspect(store, steps[1][1].token or "")
-            users = [user.username for user in demo_users] + [grid.ANONYMOUS]
-            cells = grid.offline_cells(store, app, users, {}, token_per_cell=True)
-            grid.attach_live(cells, app=app, unsafe=True)
-            now = int(time.time())
-            if state.wants_json(json_output):
-                render.emit_json({
-                    "directory": str(directory) if keep else None,
-                    "steps": [{"title": title, **result.as_dict()} for title, result in results],
-                    "token": render.inspection_json(inspected, now),
-                    "matrix": {"users": users, "cells": [cell.as_dict() for cell in cells]},
-                })
-            else:
-                _print_demo(directory, keep, results, inspected, now, cells, users)
-            failed = any(result.agrees is False for _, result in results) or any(c.failed for c in cells)
-    finally:
-        if cleanup is not None:
-            cleanup.cleanup()
-    raise typer.Exit(6 if failed else 0)
-
-
-def _print_demo(directory, keep, results, inspected, now, cells, users) -> None:
-    from rich.rule import Rule
-
-    console = render.out()
-    console.print(Rule(render.text("authctl demo: authentication (401) vs authorization (403)", "bold")))
-    render.emit_line("The article's learning platform: suman is an admin, rahul a student, priya an instructor.")
-    render.emit_line("Only admins may DELETE /student/{id}. Here is the same request three times, explained:")
-    for number, (title, result) in enumerate(results, start=1):
-        console.print(Rule(render.text(f"{number}. {title}", "bold cyan"), align="left"))
-        render.check_report(result.as_dict())
-    console.print(Rule(render.text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"))
-    render.inspection_report(inspected, now)
-    console.print(Rule(render.text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"))
-    render.matrix_table(cells, users)
-    console.print(Rule(render.text("Next: the same on your own app", "bold"), align="left"))
-    for line in (
-        "authctl init && authctl role add admin && authctl role grant admin students:delete",
-        "authctl user add suman --role admin",
-        "# protect routes with Depends(auth.require(\"students:delete\")) — see the README",
-        "authctl routes --app yourpackage.main:app",
-        "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
-        "authctl serve --app yourpackage.main:app   # then: authctl probe DELETE /student/3 --as suman --unsafe",
-    ):
-        render.emit_line(f"  {line}")
-    if keep:
-        render.note(f"demo database kept in {directory / 'authctl.db'} (try: authctl --db {directory / 'authctl.db'} serve)")
+        render.demo_report(result, now, keep)
+    raise typer.Exit(6 if result.failed else 0)
