@@ -122,8 +122,8 @@ class Auth:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         # leave a core to the event loop: hashing never starves the requests that need no hash
-        # Every core may hash: argon2 releases the GIL, and the event loop still gets its
-        # share (bench: /health keeps 0.85x its idle rate during a login burst on 2 cores).
+        # Every core may hash (argon2 releases the GIL); the hashing threads run at a lower
+        # priority, so the event loop answers other requests first.
         self.hash_concurrency = hash_concurrency or max(1, min(8, os.cpu_count() or 1))
         self._sleep = sleep or asyncio.sleep
         self._hash_pool: Any = None
@@ -231,7 +231,9 @@ class Auth:
                 if self._hash_pool is None:
                     from concurrent.futures import ThreadPoolExecutor
 
-                    self._hash_pool = ThreadPoolExecutor(self.hash_concurrency, thread_name_prefix="authctl-hash")
+                    self._hash_pool = ThreadPoolExecutor(
+                        self.hash_concurrency, thread_name_prefix="authctl-hash", initializer=_lower_priority
+                    )
         return self._hash_pool
 
     def _hasher(self, settings: Any) -> "Hasher":
@@ -455,6 +457,19 @@ class _Guard(OAuth2PasswordBearer):
 
     def __repr__(self) -> str:
         return f"<authctl {self.__name__}>"
+
+
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop: logins use what requests leave over.
+
+    On Linux a thread is a task of its own, so its nice value can be raised alone.
+    """
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: hashing keeps normal priority
+        pass
 
 
 def auth_objects(app: Any) -> list["Auth"]:

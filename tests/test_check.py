@@ -367,6 +367,14 @@ def test_probe_whoami_and_a_forbidden_request(demo: Cli, server: str) -> None:
     assert human.exit_code == 0 and "suman" in human.stdout and "students:delete" in human.stdout
 
 
+def test_check_url_compares_with_a_running_server(demo: Cli, server: str) -> None:
+    code, data = check_json(demo, "GET", "/students", "--as", "rahul", "--url", server)
+    assert code == 4 and data["live"]["status"] == 403 and data["live"]["agrees"] is True
+    assert data["live"]["source"] == server
+    code, data = check_json(demo, "DELETE", "/student/3", "--as", "suman", "--url", server, "--unsafe")
+    assert code == 0 and data["live"]["status"] == 200
+
+
 def test_probe_anonymous_gets_401_with_www_authenticate(demo: Cli, server: str) -> None:
     result = demo("probe", "GET", "/profile", "--url", server, "--json")
     assert result.exit_code == 3
