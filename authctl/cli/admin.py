@@ -154,6 +154,6 @@ def config_set(
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
-    app.add_typer(perm_app, name="perm", help="Permissions: who grants them.")
+    app.add_typer(perm_app, name="perm", help="Permissions: who grants them, which routes need them.")
     app.command("log")(log)
     app.add_typer(config_app, name="config", help="Settings: issuer, audience, lifetimes, hashing, password policy.")

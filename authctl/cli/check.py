@@ -15,7 +15,7 @@ AppOption = Annotated[Optional[str], typer.Option("--app", help="module:attr of 
 AsUser = Annotated[Optional[str], typer.Option("--as", help="Mint a token for this user with the active key.")]
 TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use: TOKEN, - (stdin) or @FILE ('Bearer ' is stripped).")]
 Anonymous = Annotated[bool, typer.Option("--anonymous", help="Send no token at all.")]
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server (env AUTHCTL_URL).")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server, e.g. http://127.0.0.1:8000.")]
 Unsafe = Annotated[bool, typer.Option("--unsafe", help="Allow methods other than GET/HEAD/OPTIONS to be sent live.")]
 
 
