@@ -206,8 +206,8 @@ def openapi_routes(spec: Mapping[str, Any], params: Mapping[str, str]) -> list[R
         raise InvalidInput("the server's /openapi.json has no paths")
     result = []
     for template, operations in spec["paths"].items():
-        if not isinstance(operations, Mapping):
-            continue
+        if not isinstance(operations, Mapping) or not str(template).startswith("/") or str(template).startswith("//"):
+            continue  # only paths on this server: a URL here would carry the tokens elsewhere
         for method, operation in operations.items():
             if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE") or not isinstance(operation, Mapping):
                 continue

@@ -79,6 +79,15 @@ def check_transport(url: str, *, sends_token: bool, insecure_transport: bool) ->
         )
 
 
+def check_path(path: str) -> str:
+    """A request path on the target server, never a URL: httpx would send a full URL
+    (and the bearer token with it) to whatever host it names."""
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//"):
+        raise InvalidInput(f"{path[:80]!r} is not a path on the server: give /path (the host comes from --url)")
+    return path
+
+
 def lint(response_status: int, headers: dict[str, str], body: Any, *, sent_credentials: bool) -> list[str]:
     """Status-code smells that confuse 401 and 403 (or hide them)."""
     problems = []
@@ -115,6 +124,7 @@ async def _send_all(requests: Sequence[Request], *, url: str | None, app: Any, t
     responses = []
     async with client:
         for request in requests:
+            check_path(request.path)
             headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
             try:
                 raw = await client.request(request.method, request.path, headers=headers)

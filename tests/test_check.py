@@ -391,6 +391,21 @@ def test_probe_refuses_cleartext_tokens_to_other_hosts_and_reports_refusals(demo
     assert demo("probe", "DELETE", "/student/3", "--as", "rahul", "--url", "http://127.0.0.1:1").exit_code == 1
 
 
+def test_probe_never_sends_a_token_to_a_host_named_in_the_path(demo: Cli, server: str) -> None:
+    for args in (
+        ("probe", "GET", "http://192.0.2.2:9/steal", "--as", "suman", "--url", server),
+        ("probe", "GET", "//192.0.2.2:9/steal", "--as", "suman", "--url", server),
+        ("probe", "--as", "suman", "--url", server, "--whoami-path", "http://192.0.2.2:9/whoami"),
+    ):
+        result = demo(*args)
+        assert result.exit_code == 1 and "is not a path on the server" in result.stderr, args
+    from authctl import matrix
+
+    route = matrix.Route("GET", "http://192.0.2.2:9/x", "http://192.0.2.2:9/x", "secured (per OpenAPI)")
+    with pytest.raises(Exception, match="not a path on the server"):
+        matrix.attach_live([matrix.Cell(route, "suman", token="secret")], url=server)
+
+
 def test_status_code_lints() -> None:
     from authctl.probe import lint
 
