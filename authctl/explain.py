@@ -38,15 +38,16 @@ class Subject:
     minted_kid: str | None = None
 
 
-def subject_for_user(store: "Store", username: str) -> Subject:
-    """Mint an access token with the active key, as the app would receive it.
+def subject_for_user(store: "Store", username: str, overrides: dict[str, Any] | None = None) -> Subject:
+    """Mint an access token with the active key, as the app would receive it from its
+    own ``/token`` (with the app's settings ``overrides``, such as its audience).
 
     A disabled user still gets a token here, so the trace can show the server
     refusing it (the 401 a disabled account really gets).
     """
     from . import tokens
 
-    issued = tokens.issue(store, username, allow_disabled=True)
+    issued = tokens.issue(store, username, allow_disabled=True, overrides=overrides)
     user = store.get_user(username)
     return Subject("user", user.username, issued.token, issued.header.get("kid"))
 
@@ -103,8 +104,15 @@ def check(store: "Store", app: Any, method: str, path: str, subject: Subject) ->
 
     method = normalize_method(method)
     info, params = routes.match(app, method, path)
-    decision = routes.decide(store, info, subject.token, params, explain=True)
+    decision = routes.decide(store, info, subject.token, params, explain=True, overrides=app_overrides(app))
     return CheckResult(method, path, info, params, subject, decision)
+
+
+def app_overrides(app: Any) -> dict[str, Any] | None:
+    """The settings the app's own ``Auth`` uses over the stored ones, so offline agrees with live."""
+    from .fastapi import settings_overrides
+
+    return settings_overrides(app) or None
 
 
 # --------------------------------------------------------------------------- live

@@ -191,7 +191,7 @@ class Auth:
             store = self.store
             authentication = state.get(_AUTHN_STATE)
             if authentication is None:  # once per request, however many dependencies ask
-                authentication = policy.authenticate(store, token)
+                authentication = policy.authenticate(store, token, overrides=self._overrides or None)
                 state[_AUTHN_STATE] = authentication
             decision = policy.authorize(store, authentication, requirement, request.path_params)
         except DatabaseError:
@@ -290,8 +290,9 @@ class Auth:
 
         store = self.store
         now = int(time.time())
-        access = tokens.issue(store, username, now=now)
-        refresh = tokens.issue(store, username, refresh=True, family=family, now=now)
+        overrides = self._overrides or None
+        access = tokens.issue(store, username, now=now, overrides=overrides)
+        refresh = tokens.issue(store, username, refresh=True, family=family, now=now, overrides=overrides)
         store.record_refresh(refresh.claims["jti"], family, user_id, refresh.expires_at,
                              access_jti=access.claims["jti"], access_expires_at=access.expires_at)
         return {
@@ -307,7 +308,7 @@ class Auth:
         from . import tokens
 
         store = self.store
-        identity = tokens.verify(store, token, expected_type="refresh")
+        identity = tokens.verify(store, token, expected_type="refresh", overrides=self._overrides or None)
         family, first_use = store.use_refresh(identity.jti)
         if family is None:
             # A valid refresh token this server did not record (e.g. `authctl token issue
@@ -400,7 +401,7 @@ class Auth:
             value = await _read_refresh_token(request)
             if value:
                 try:
-                    refresh_identity = tokens.verify(store, value, expected_type="refresh")
+                    refresh_identity = tokens.verify(store, value, expected_type="refresh", overrides=auth._overrides or None)
                 except TokenError:
                     refresh_identity = None  # already unusable
                 if refresh_identity is not None and refresh_identity.user.id == identity.user.id:
@@ -491,6 +492,14 @@ def auth_objects(app: Any) -> list["Auth"]:
     for info in routes.inventory(app):
         walk(getattr(info.route, "dependant", None))
     return list(found.values())
+
+
+def settings_overrides(app: Any) -> dict[str, Any]:
+    """The ``Auth(settings=...)`` overrides of an app's integration, for offline decisions."""
+    merged: dict[str, Any] = {}
+    for auth in auth_objects(app):
+        merged.update(auth._overrides)
+    return merged
 
 
 def rebind(app: Any, store: "Store") -> int:

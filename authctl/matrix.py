@@ -129,21 +129,24 @@ def offline_cells(
     """
     from . import routes
 
-    minted = {} if token_per_cell else {user: _subject(store, user) for user in users}
+    from .explain import app_overrides
+
+    overrides = app_overrides(app)
+    minted = {} if token_per_cell else {user: _subject(store, user, overrides) for user in users}
     cells = []
     for route, info in app_routes(app, params):
         _, path_params = routes.match(app, route.method, route.path)
         for user in users:
-            subject = _subject(store, user) if token_per_cell else minted[user]
-            decision = routes.decide(store, info, subject.token, path_params)
+            subject = _subject(store, user, overrides) if token_per_cell else minted[user]
+            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides)
             cells.append(Cell(route, user, decision.status, token=subject.token))
     return cells
 
 
-def _subject(store: "Store", user: str) -> "Subject":
+def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None) -> "Subject":
     from . import explain
 
-    return explain.ANONYMOUS if user == ANONYMOUS else explain.subject_for_user(store, user)
+    return explain.ANONYMOUS if user == ANONYMOUS else explain.subject_for_user(store, user, overrides)
 
 
 @dataclass

@@ -106,18 +106,24 @@ class Decision:
         return {ALLOWED: "allowed", UNAUTHENTICATED: "unauthenticated", FORBIDDEN: "forbidden"}[self.status]
 
 
-def authenticate(store: "Store", token: str | None, *, explain: bool = False, now: int | None = None) -> Authentication:
-    """Phase 1. The decision comes from ``tokens.verify``; ``explain`` adds every check's line."""
+def authenticate(
+    store: "Store", token: str | None, *, explain: bool = False, now: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Authentication:
+    """Phase 1. The decision comes from ``tokens.verify``; ``explain`` adds every check's line.
+
+    ``overrides`` are the app's own settings (``Auth(settings=...)``) over the stored ones.
+    """
     from . import tokens
 
     if token is None or not token.strip():
         return Authentication(identity=None, given=False)
     try:
-        identity = tokens.verify(store, token, now=now)
+        identity = tokens.verify(store, token, now=now, overrides=overrides)
         error = None
     except TokenError as exc:
         identity, error = None, exc
-    checks = tokens.inspect(store, token, expected_type="access", now=now).checks if explain else []
+    checks = tokens.inspect(store, token, expected_type="access", now=now, overrides=overrides).checks if explain else []
     return Authentication(identity=identity, given=True, error=error, checks=checks)
 
 
@@ -161,11 +167,12 @@ def authorize(
 
 def decide(
     store: "Store", token: str | None, requirement: Requirement, path_params: Mapping[str, Any] | None = None,
-    *, explain: bool = False, now: int | None = None,
+    *, explain: bool = False, now: int | None = None, overrides: Mapping[str, Any] | None = None,
 ) -> Decision:
     if requirement.kind == "public":
         return authorize(store, Authentication(identity=None, given=token is not None), requirement, path_params)
-    return authorize(store, authenticate(store, token, explain=explain, now=now), requirement, path_params, explain=explain)
+    authentication = authenticate(store, token, explain=explain, now=now, overrides=overrides)
+    return authorize(store, authentication, requirement, path_params, explain=explain)
 
 
 def _is_owner(user: Any, value: Any) -> bool:

@@ -383,7 +383,7 @@ def _redirect_target(app: Any, scope: dict[str, Any]) -> str | None:
 
 def decide(
     store: "Store", info: RouteInfo, token: str | None, path_params: Mapping[str, Any] | None = None,
-    *, explain: bool = False, now: int | None = None,
+    *, explain: bool = False, now: int | None = None, overrides: Mapping[str, Any] | None = None,
 ) -> "Decision":
     """What the server decides for this route: each requirement in order, the first refusal wins.
 
@@ -393,7 +393,7 @@ def decide(
     from . import policy
 
     if not info.requirements:
-        decision = policy.decide(store, token, PUBLIC, path_params, explain=explain, now=now)
+        decision = policy.decide(store, token, PUBLIC, path_params, explain=explain, now=now, overrides=overrides)
         decision.reason = "the route has no authctl requirement (unprotected?): the server does not check"
         return decision
     authentication = None
@@ -405,7 +405,7 @@ def decide(
             )
         else:
             if authentication is None:
-                authentication = policy.authenticate(store, token, explain=explain, now=now)
+                authentication = policy.authenticate(store, token, explain=explain, now=now, overrides=overrides)
             decision = policy.authorize(store, authentication, requirement, path_params, explain=explain)
         if not decision.allowed:
             return decision

@@ -537,16 +537,27 @@ class _Context:
 SIGNATURE_CACHE_SIZE = 4096
 
 
-_CONTEXTS: "weakref.WeakKeyDictionary[Store, _Context]" = weakref.WeakKeyDictionary()
+_CONTEXTS: "weakref.WeakKeyDictionary[Store, dict[tuple, _Context]]" = weakref.WeakKeyDictionary()
 
 
-def _context(store: "Store") -> _Context:
-    """Settings and parsed keys per open store, rebuilt when the database has changed."""
+def _overrides_key(overrides: Mapping[str, Any] | None) -> tuple:
+    return tuple(sorted((overrides or {}).items()))
+
+
+def _cached_context(store: "Store", overrides: Mapping[str, Any] | None) -> "_Context | None":
+    return _CONTEXTS.get(store, {}).get(_overrides_key(overrides))
+
+
+def _context(store: "Store", overrides: Mapping[str, Any] | None = None) -> _Context:
+    """Settings (with an app's ``Auth(settings=...)`` overrides) and parsed keys per open
+    store, rebuilt when the database has changed."""
     stamp = store.change_stamp()
-    ctx = _CONTEXTS.get(store)
+    key = _overrides_key(overrides)
+    per_store = _CONTEXTS.setdefault(store, {})
+    ctx = per_store.get(key)
     if ctx is None or ctx.stamp != stamp:
-        ctx = _Context(stamp, store.settings(), KeyRing.for_store(store))
-        _CONTEXTS[store] = ctx
+        ctx = _Context(stamp, store.settings(dict(overrides) if overrides else None), KeyRing.for_store(store))
+        per_store[key] = ctx
     return ctx
 
 
@@ -592,13 +603,15 @@ def issue(
     now: int | None = None,
     family: str | None = None,
     allow_disabled: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> IssuedToken:
     """Sign a token for a user with the active key. ``audience=""`` omits ``aud``.
 
     ``allow_disabled`` signs even for a disabled account: offline explanations use it
-    to show the 401 such a token really gets. The CLI never sets it.
+    to show the 401 such a token really gets. The CLI never sets it. ``overrides``
+    are an app's own settings (``Auth(settings=...)``) over the stored ones.
     """
-    ctx = _context(store)
+    ctx = _context(store, overrides)
     settings = ctx.settings
     if expired and not_yet_valid:
         raise InvalidInput("choose one of --expired and --not-yet-valid")
@@ -670,7 +683,10 @@ def _signing_key(ring: KeyRing, header: Mapping[str, Any]) -> LoadedKey:
     return key
 
 
-def verify(store: "Store", token: str, *, expected_type: str = "access", now: int | None = None) -> Identity:
+def verify(
+    store: "Store", token: str, *, expected_type: str = "access", now: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Identity:
     """The identity behind a valid token, or a specific ``TokenError`` with one safe line.
 
     The cached keys and settings are checked for freshness by the same statement that
@@ -681,7 +697,7 @@ def verify(store: "Store", token: str, *, expected_type: str = "access", now: in
     if expected_type not in TYP:
         raise ValueError("expected_type must be 'access' or 'refresh'")
     now = int(time.time()) if now is None else int(now)
-    ctx = _CONTEXTS.get(store) or _context(store)
+    ctx = _cached_context(store, overrides) or _context(store, overrides)
     for _attempt in range(3):
         try:
             return _verify(store, ctx, token, expected_type, now, final=False)
@@ -690,7 +706,7 @@ def verify(store: "Store", token: str, *, expected_type: str = "access", now: in
         except TokenError:
             if store.change_stamp() == ctx.stamp:
                 raise
-        ctx = _context(store)
+        ctx = _context(store, overrides)
     return _verify(store, ctx, token, expected_type, now, final=True)
 
 
@@ -752,6 +768,7 @@ def inspect(
     expected_type: str | None = None,
     foreign_key: KeyRing | None = None,
     now: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Inspection:
     """Decode whatever can be decoded and run every check, collecting all failures.
 
@@ -762,7 +779,7 @@ def inspect(
     if expected_type is not None and expected_type not in TYP:
         raise ValueError("expected_type must be 'access', 'refresh' or None")
     now = int(time.time()) if now is None else int(now)
-    ctx = _context(store) if store is not None else None
+    ctx = _context(store, overrides) if store is not None else None
     settings = ctx.settings if ctx is not None else None
     ring = foreign_key or (ctx.ring if ctx is not None else None)
     source = ring.source if ring is not None else "none"

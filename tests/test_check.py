@@ -448,3 +448,32 @@ def test_perm_list_names_the_routes_that_need_each_permission(demo: Cli) -> None
     assert data["students:delete"] == {"permission": "students:delete", "roles": ["admin"], "routes": ["DELETE /student/{id}"]}
     plain = json.loads(demo("perm", "list", "--json").stdout)
     assert all("routes" not in p for p in plain)
+
+
+OVERRIDES_APP = '''
+from fastapi import Depends, FastAPI
+from authctl.fastapi import Auth
+
+auth = Auth(db="{db}", settings={{"audience": "other-api"}})
+app = FastAPI()
+
+@app.get("/grades", dependencies=[Depends(auth.current_user)])
+async def grades():
+    return {{"grades": []}}
+'''
+
+
+def test_an_apps_own_settings_bind_the_server_and_the_offline_decision(demo: Cli, tmp_path: Path, monkeypatch) -> None:
+    """Auth(settings={"audience": ...}): tokens for another audience are refused, offline and live alike."""
+    name = f"overridesapp_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(OVERRIDES_APP.format(db=demo.db))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        default_audience = demo("token", "issue", "--as", "rahul").stdout.strip()
+        code, data = check_json(demo, "GET", "/grades", "--token", default_audience, "--app", f"{name}:app", "--live")
+        assert code == 3 and data["live"]["status"] == 401 and data["live"]["agrees"] is True
+        assert any(c["name"] == "aud" and c["ok"] is False for c in data["authentication"]["checks"])
+        code, data = check_json(demo, "GET", "/grades", "--as", "rahul", "--app", f"{name}:app", "--live")
+        assert code == 0 and data["live"]["status"] == 200  # minted as the app's own /token would
+    finally:
+        sys.modules.pop(name, None)

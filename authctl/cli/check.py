@@ -19,15 +19,15 @@ UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to th
 Unsafe = Annotated[bool, typer.Option("--unsafe", help="Allow methods other than GET/HEAD/OPTIONS to be sent live.")]
 
 
-def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool):  # store: None unless --as
-    """Exactly one of --as, --token, --anonymous."""
+def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool, overrides=None):  # store: None unless --as
+    """Exactly one of --as, --token, --anonymous; ``overrides``: the app's own settings, for minting."""
     from .. import explain
 
     chosen = [flag for flag, given in (("--as", as_user), ("--token", token), ("--anonymous", anonymous)) if given]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --as USER, --token TOKEN|- or --anonymous")
     if as_user:
-        return explain.subject_for_user(store, as_user)
+        return explain.subject_for_user(store, as_user, overrides)
     if token is not None:
         from .tokens import read_token
 
@@ -64,8 +64,8 @@ def check(
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     with state.open_store() as store:
-        subject = pick_subject(store, as_user, token, anonymous)
         app = routes.load_app(app_spec)
+        subject = pick_subject(store, as_user, token, anonymous, explain.app_overrides(app))
         result = explain.check(store, app, method, path, subject)
         if url:
             from .. import probe
