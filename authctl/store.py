@@ -31,6 +31,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_DB = "authctl.db"
 BUSY_TIMEOUT_S = 5.0
 ACCESS_CACHE_SIZE = 4096
+MAX_LEEWAY_S = 300  # the largest `leeway` setting
 
 
 def utcnow() -> str:
@@ -835,7 +836,8 @@ class Store:
         import time
 
         with self.transaction():
-            self.conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (int(time.time()),))
+            # kept past exp for the longest leeway a verifier may allow: until then the token could still pass
+            self.conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (int(time.time()) - MAX_LEEWAY_S,))
             cursor = self.conn.execute(
                 "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at, revoked_at, reason) VALUES (?, ?, ?, ?)",
                 (jti, int(expires_at), utcnow(), reason),

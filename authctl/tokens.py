@@ -498,6 +498,10 @@ def _version_result(user: "User", claims: Mapping[str, Any]) -> _Result:
             f"token version {ver} is no longer current ({user.token_version}): "
             f"{user.username} logged out or changed password since",
         )
+    iat = _number(claims.get("iat"))
+    if iat is not None and user.created_at and time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(iat)) < user.created_at:
+        # with sub = username, a removed and re-added user starts at version 1 again
+        return _fail(TokenUserInvalid, f"issued before the account {user.username} was created ({user.created_at})")
     return _ok(f"version {ver} is current")
 
 

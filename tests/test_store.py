@@ -291,3 +291,15 @@ def test_remembered_access_follows_changes_from_any_connection(tmp_path: Path) -
         assert server.access(user).permissions == {"students:write": "student"}
         admin.unassign("rahul", ["student"])
         assert server.access(server.get_user("rahul")).roles == {}
+
+
+def test_revocations_outlive_exp_by_the_largest_leeway(tmp_path: Path) -> None:
+    import time
+
+    with Store.create(tmp_path / "a.db") as store:
+        now = int(time.time())
+        store.revoke_jti("logged-out", now - 100)  # past exp, but a 5-minute leeway would still accept it
+        store.revoke_jti("long-gone", now - 1000)
+        store.revoke_jti("trigger-prune", now + 60)
+        assert store.is_revoked("logged-out")
+        assert not store.is_revoked("long-gone")

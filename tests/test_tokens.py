@@ -507,7 +507,7 @@ def test_revoke_by_jti_and_pruning(store: Store) -> None:
     now = int(time.time())
     result = tokens.revoke(store, jti="some-jti", now=now)
     assert result.expires_at == now + 30 * 86400 + 30
-    store.revoke_jti("long-gone", now - 10)
+    store.revoke_jti("long-gone", now - 400)  # past exp by more than the largest leeway
     tokens.revoke(store, jti="another")  # revoking prunes expired entries
     assert not store.is_revoked("long-gone") and store.is_revoked("some-jti")
     with pytest.raises(InvalidInput):
@@ -778,3 +778,18 @@ def test_verified_signature_cache_forgets_retired_keys(store: Store) -> None:
     store.retire_key(old_kid)
     with pytest.raises(UnknownKey):
         tokens.verify(store, old_token)
+
+
+def test_username_subjects_do_not_come_back_with_a_re_added_user(store: Store) -> None:
+    """With sub = username, a removed and re-added user restarts at version 1: old tokens must still fail."""
+    store.set_setting("sub_claim", "username")
+    old = tokens.issue(store, "suman").token
+    tokens.verify(store, old)
+    store.remove_user("suman")
+    store.add_user("suman", None)
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    store.conn.execute("UPDATE users SET created_at = ? WHERE username = 'suman'", (later,))  # re-added 2 s later
+    store.conn.commit()
+    with pytest.raises(TokenUserInvalid, match="issued before the account"):
+        tokens.verify(store, old)
+    assert any(c.name == "version" and c.ok is False for c in tokens.inspect(store, old).checks)
