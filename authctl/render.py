@@ -33,10 +33,23 @@ def err() -> "Console":
     return _console(sys.stderr, soft_wrap=True)
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+
+
+def printable(value: Any) -> str:
+    """Control characters shown escaped: a claim or a log entry can never move the cursor,
+    set the window title or clear the screen."""
+    return ("" if value is None else str(value)).translate(_CONTROL)
+
+
+def oneline(value: Any) -> str:
+    return printable(value).replace("\n", "\\n")
+
+
 def text(value: Any, style: str = "") -> Any:
     from rich.text import Text
 
-    return Text("" if value is None else str(value), style=style)
+    return Text(printable(value), style=style)
 
 
 def emit_json(data: Any) -> None:
@@ -199,7 +212,7 @@ def audit_table(entries: Iterable["AuditEntry"]) -> None:
     table = _table("time", "actor", "action", "target", "details")
     for entry in entries:
         details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
-        table.add_row(text(entry.at), text(entry.actor), text(entry.action), text(entry.target), text(details))
+        table.add_row(*(text(oneline(v)) for v in (entry.at, entry.actor, entry.action, entry.target, details)))
     out().print(table)
 
 
@@ -287,7 +300,7 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
     grid.add_column(style="bold")
     grid.add_column()
     for name, value in members.items():
-        shown = text(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value)
+        shown = text(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else oneline(value))
         if name in ("iat", "nbf", "exp") and isinstance(value, (int, float)) and not isinstance(value, bool):
             word = {"exp": ("expires in {}", "expired {} ago", "expires now"),
                     "nbf": ("valid in {}", "valid since {} ago", "valid from now"),

@@ -298,3 +298,23 @@ def test_python_dash_m_and_debug_traceback(tmp_path: Path) -> None:
     assert loud.returncode == 1 and "Traceback" in loud.stderr and "DatabaseError" in loud.stderr
     version = _run("-m", "authctl", "--version")
     assert version.returncode == 0 and version.stdout.startswith("authctl ")
+
+
+def test_terminal_escapes_from_tokens_and_logs_are_shown_escaped(seeded: Cli, tmp_path: Path) -> None:
+    import base64
+
+    def b64(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    evil = ".".join([
+        b64({"alg": "ES256", "typ": "at+jwt", "kid": "\x1b[31mKID\x1b]0;pwned\x07"}),
+        b64({"sub": "x", "name": "\x1b[2Jcleared\nfake line", "\x1b[1mclaim": 1}),
+        "c2ln",
+    ])
+    inspected = seeded("token", "inspect", evil)
+    assert inspected.exit_code == 3
+    assert "\x1b" not in inspected.stdout + inspected.stderr and "\\x1b[2J" in inspected.stdout
+    token = seeded("token", "issue", "--as", "rahul").stdout.strip()
+    assert seeded("token", "revoke", token, "--reason", "\x1b[31mRED\nfake-row").exit_code == 0
+    log = seeded("log", "--limit", "1")
+    assert "\x1b" not in log.stdout and "\\x1b" in log.stdout
