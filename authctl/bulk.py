@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import InvalidInput
-from .names import normalize_username
+from .names import new_username
 
 FIELDS = ("username", "password", "password_hash", "roles", "disabled")
 
@@ -105,7 +105,7 @@ def parse_import(
             errors.append(f"line {line}: {record}")
             continue
         try:
-            username = normalize_username(str(record.get("username") or ""))
+            username = new_username(str(record.get("username") or ""))
             key = username.casefold()
             if key in seen:
                 raise InvalidInput(f"user {username!r} appears again (first on line {seen[key]})")

@@ -31,6 +31,17 @@ def normalize_username(name: str) -> str:
     return name
 
 
+RESERVED_USERNAMES = frozenset({"anonymous"})
+
+
+def new_username(name: str) -> str:
+    """A username for a new account: the rules above, and not a reserved word."""
+    name = normalize_username(name)
+    if name.casefold() in RESERVED_USERNAMES:
+        raise InvalidInput(f"{name!r} is reserved: authctl uses it for requests without a token")
+    return name
+
+
 def username_key(name: str) -> str:
     """The case-insensitive identity of a username (unique in the store)."""
     return normalize_username(name).casefold()

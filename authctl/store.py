@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import config
 from .errors import Conflict, DatabaseError, InvalidInput, NotFound
 from .files import touch_private
-from .names import normalize_username, username_key, validate_permission, validate_role
+from .names import new_username, normalize_username, username_key, validate_permission, validate_role
 
 APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other SQLite file
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -421,7 +421,7 @@ class Store:
         return self._user(row) if row else None
 
     def add_user(self, name: str, password_hash: str | None, roles: Iterable[str] = (), *, disabled: bool = False) -> User:
-        username = normalize_username(name)
+        username = new_username(name)
         now = utcnow()
         with self.transaction():
             role_ids = [self._role_id(role) for role in roles]
@@ -445,7 +445,7 @@ class Store:
         with self.transaction():
             role_ids = {row[0]: row[1] for row in self.conn.execute("SELECT name, id FROM roles")}
             for username, password_hash, roles, disabled in records:
-                username = normalize_username(username)
+                username = new_username(username)
                 try:
                     cursor = self.conn.execute(
                         "INSERT INTO users (uid, username, username_key, password_hash, disabled, token_version, "

@@ -67,3 +67,12 @@ def test_wildcard_covers_every_action_of_its_resource_only() -> None:
     assert permission_satisfied("students:delete", {"students:*"}) == "students:*"
     assert permission_satisfied("students:delete", {"students:delete"}) == "students:delete"
     assert permission_satisfied("courses:delete", {"students:*"}) is None
+
+
+@pytest.mark.parametrize("name", ["anonymous", "Anonymous", "ＡＮＯＮＹＭＯＵＳ"])
+def test_anonymous_is_reserved_for_requests_without_a_token(name: str) -> None:
+    from authctl.names import new_username
+
+    with pytest.raises(InvalidInput, match="reserved"):
+        new_username(name)
+    assert normalize_username("anonymous") == "anonymous"  # looking it up is still fine

@@ -36,11 +36,11 @@ def add(
     json_output: JsonFlag = False,
 ) -> None:
     """Add a user with a password (prompted twice, --password-stdin or --generate)."""
-    from ..names import normalize_username
+    from ..names import new_username
     from ..passwords import Hasher
 
     with state.open_store() as store:
-        username = normalize_username(name)
+        username = new_username(name)
         if store.find_user(username):
             raise InvalidInput(f"user {username!r} already exists")
         settings = store.settings()
