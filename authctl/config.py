@@ -63,8 +63,8 @@ def _duration_range(low: int, high: int) -> Callable[[Any], int]:
 def _text(max_len: int) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).strip()
-        if len(text) > max_len or any(ord(c) < 32 for c in text):
-            raise InvalidInput(f"must be printable text of at most {max_len} characters")
+        if len(text) > max_len or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+            raise InvalidInput(f"must be printable UTF-8 text of at most {max_len} characters")
         return text
 
     return parse

@@ -271,6 +271,12 @@ class Store:
                 store._migrate(version)
         except sqlite3.DatabaseError as exc:
             store.close()
+            folder = path.resolve().parent
+            if "unable to open" in str(exc) and not os.access(folder, os.W_OK):
+                raise DatabaseError(
+                    f"cannot open {path}: its directory {folder} is not writable "
+                    f"(SQLite's WAL journal keeps {path.name}-wal and -shm files beside it)"
+                ) from None
             raise DatabaseError(f"{path} is not a usable SQLite database ({exc}); left untouched") from None
         except BaseException:
             store.close()
@@ -772,9 +778,9 @@ class Store:
 
     def audit_log(self, *, limit: int = 50, action: str | None = None, target: str | None = None) -> list[AuditEntry]:
         clauses, params = [], []
-        if action:
-            clauses.append("(action = ? OR action LIKE ?)")
-            params += [action, f"{action}.%"]
+        if action:  # an action (user.add) or its group (user); no wildcards from the input
+            clauses.append("(action = ? OR substr(action, 1, ?) = ?)")
+            params += [action, len(action) + 1, f"{action}."]
         if target:
             clauses.append("target = ?")
             params.append(target)

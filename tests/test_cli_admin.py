@@ -318,3 +318,24 @@ def test_terminal_escapes_from_tokens_and_logs_are_shown_escaped(seeded: Cli, tm
     assert seeded("token", "revoke", token, "--reason", "\x1b[31mRED\nfake-row").exit_code == 0
     log = seeded("log", "--limit", "1")
     assert "\x1b" not in log.stdout and "\\x1b" in log.stdout
+
+
+def test_small_bad_inputs_get_clear_answers(seeded: Cli, tmp_path: Path) -> None:
+    exported = seeded("user", "export", "--with-hashes", "-o", "-")
+    assert exported.exit_code == 0 and exported.stdout.count("$argon2id$") == 2
+    assert not (Path.cwd() / "-").exists()
+    bad_issuer = seeded("config", "set", "issuer", "caf\udc9b")
+    assert bad_issuer.exit_code == 1 and "UTF-8" in bad_issuer.stderr
+    assert [e["action"] for e in json.loads(seeded("log", "--action", "%", "--json").stdout)] == []
+    assert json.loads(seeded("log", "--action", "role", "--json").stdout)[0]["action"].startswith("role.")
+    kept = seeded("demo", "--keep", "/proc/not-here/x")
+    assert kept.exit_code == 1 and "cannot use /proc/not-here/x for --keep" in kept.stderr
+
+
+def test_non_utf8_arguments_are_a_usage_error(tmp_path: Path) -> None:
+    env = {**os.environ, "AUTHCTL_DB": str(tmp_path / "x.db")}
+    result = subprocess.run(
+        [sys.executable, "-m", "authctl", "token", "revoke", "--jti", b"ab\xff".decode("utf-8", "surrogateescape")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 2 and "not valid UTF-8" in result.stderr and "Traceback" not in result.stderr

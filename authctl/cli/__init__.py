@@ -95,6 +95,9 @@ _register()
 
 
 def main() -> None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for arg in sys.argv[1:] for c in arg):
+        sys.stderr.write("error: an argument is not valid UTF-8 text\n")  # bytes the shell passed undecoded
+        raise SystemExit(2)
     app(prog_name="authctl")
 
 

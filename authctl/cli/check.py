@@ -220,7 +220,10 @@ def demo(
     from .. import demo as walkthrough
 
     if keep is not None:
-        Path(keep).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(f"cannot use {keep} for --keep: {exc.strerror}") from None
     with (nullcontext(keep) if keep is not None else tempfile.TemporaryDirectory(prefix="authctl-demo-")) as directory:
         result = walkthrough.run(directory)
     now = int(time.time())

@@ -251,7 +251,7 @@ def _hash_with_progress(to_hash: list[str], params: tuple[int, int, int], worker
 def export_users(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     with_hashes: Annotated[bool, typer.Option("--with-hashes", help="Include password hashes (treat the file as secret).")] = False,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (created 0600) instead of stdout.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (created 0600; - is stdout).")] = None,
 ) -> None:
     """Export users for a re-import; no password hashes unless --with-hashes."""
     import os
@@ -262,7 +262,7 @@ def export_users(
         raise InvalidInput("--format must be csv or jsonl")
     with state.open_store() as store:
         records = bulk.export_records(store.list_users(), with_hashes=with_hashes)
-    if output is None:
+    if output in (None, "-"):
         bulk.write_records(records, fmt, sys.stdout)
         return
     from ..files import create_private_file
