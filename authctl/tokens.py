@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import secrets
@@ -488,6 +489,12 @@ def _enabled_result(user: "User") -> _Result:
     return _ok("the account is enabled")
 
 
+@functools.lru_cache(maxsize=1024)
+def _iso_utc(timestamp: int) -> str:
+    """The store's timestamp format, for comparing a claim with ``created_at`` (a token's iat repeats)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
 def _version_result(user: "User", claims: Mapping[str, Any]) -> _Result:
     ver = claims.get("ver")
     if isinstance(ver, bool) or not isinstance(ver, int):
@@ -499,7 +506,7 @@ def _version_result(user: "User", claims: Mapping[str, Any]) -> _Result:
             f"{user.username} logged out or changed password since",
         )
     iat = _number(claims.get("iat"))
-    if iat is not None and user.created_at and time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(iat)) < user.created_at:
+    if iat is not None and user.created_at and _iso_utc(int(iat)) < user.created_at:
         # with sub = username, a removed and re-added user starts at version 1 again
         return _fail(TokenUserInvalid, f"issued before the account {user.username} was created ({user.created_at})")
     return _ok(f"version {ver} is current")
