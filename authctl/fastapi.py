@@ -160,7 +160,10 @@ class Auth:
             self._hash_pool = None
 
     def settings(self) -> Any:
-        return self.store.settings(self._overrides)
+        """Stored settings with this app's overrides (cached until the database changes)."""
+        from . import tokens
+
+        return tokens.current_settings(self.store, self._overrides or None)
 
     def use_store(self, store: "Store") -> None:
         """Serve from another open database from the next request on (``check --live`` snapshots)."""

@@ -572,6 +572,11 @@ def _context(store: "Store", overrides: Mapping[str, Any] | None = None) -> _Con
     return ctx
 
 
+def current_settings(store: "Store", overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The settings verify and issue use, from the same cache (rebuilt when the database changes)."""
+    return _context(store, overrides).settings
+
+
 class _Stale(Exception):
     """The cached keys or settings were older than the database: verify again."""
 
