@@ -62,7 +62,6 @@ __all__ = ["Auth", "public", "requirement_of", "offline_docs", "internal_error_h
 REQUIREMENT_ATTR = "authctl_requirement"
 
 _AUTHN_STATE = "authctl_authentication"
-_DECISION_STATE = "authctl_decision"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 LOGIN_FAILED = "incorrect username or password"
 
@@ -199,7 +198,6 @@ class Auth:
             decision = policy.authorize(store, authentication, requirement, request.path_params)
         except DatabaseError:
             raise HTTPException(503, "authentication service unavailable", headers={"Retry-After": "5"}) from None
-        state[_DECISION_STATE] = decision
         if decision.status == policy.UNAUTHENTICATED:
             raise _unauthenticated(decision)
         if decision.status == policy.FORBIDDEN:
