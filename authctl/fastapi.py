@@ -329,6 +329,28 @@ class Auth:
         except (InvalidInput, NotFound):  # disabled or removed a moment ago
             raise TokenUserInvalid("the user can no longer log in") from None
 
+    def _logout(self, identity: Any, refresh_token: str | None) -> bool:
+        """Revoke an access token and, if given and the same user's, a refresh token's family.
+
+        Runs in a worker thread: a write may wait for another process's lock, and the
+        event loop must not wait with it.
+        """
+        from . import tokens
+
+        store = self.store
+        store.revoke_jti(identity.jti, identity.expires_at, "logout")
+        if not refresh_token:
+            return False
+        try:
+            refresh = tokens.verify(store, refresh_token, expected_type="refresh", overrides=self._overrides or None)
+        except TokenError:
+            return False  # already unusable
+        if refresh.user.id != identity.user.id:
+            return False
+        store.revoke_family(str(refresh.claims.get("fam") or refresh.jti), "logout")
+        store.revoke_jti(refresh.jti, refresh.expires_at, "logout")
+        return True
+
     # ------------------------------------------------------------------ router
 
     @property
@@ -394,21 +416,11 @@ class Auth:
         @router.post(f"{prefix}/logout", tags=tags, summary="End this session", openapi_extra=_token_body_schema(required=False))
         async def logout(request: Request, identity: Any = Depends(auth.identity)) -> dict[str, Any]:
             """Revoke the presented access token and, if sent, the refresh token's whole family."""
-            from . import tokens
-
-            store = auth.store
-            store.revoke_jti(identity.jti, identity.expires_at, "logout")
-            family_revoked = False
             value = await _read_refresh_token(request)
-            if value:
-                try:
-                    refresh_identity = tokens.verify(store, value, expected_type="refresh", overrides=auth._overrides or None)
-                except TokenError:
-                    refresh_identity = None  # already unusable
-                if refresh_identity is not None and refresh_identity.user.id == identity.user.id:
-                    store.revoke_family(str(refresh_identity.claims.get("fam") or refresh_identity.jti), "logout")
-                    store.revoke_jti(refresh_identity.jti, refresh_identity.expires_at, "logout")
-                    family_revoked = True
+            try:
+                family_revoked = await anyio.to_thread.run_sync(auth._logout, identity, value)
+            except DatabaseError:
+                raise HTTPException(503, "authentication service unavailable") from None
             return {"detail": "logged out", "access_token_revoked": True, "refresh_family_revoked": family_revoked}
 
         @router.get(f"{prefix}/whoami", tags=tags, summary="The server's own view of the caller")

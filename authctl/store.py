@@ -220,16 +220,54 @@ def _check_file(path: Path, insecure_permissions: bool) -> None:
         raise DatabaseError(f"{path} is not an SQLite database (left untouched)")
 
 
+def _connection(path: Path) -> sqlite3.Connection:
+    """A connection with authctl's settings; closable from any thread (``Store.close``)."""
+    try:
+        conn = sqlite3.connect(
+            f"file:{path.resolve()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+        )
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open {path}: {exc}") from None
+    return conn
+
+
 class Store:
-    """An open auth database. Safe to share between threads (one lock per write)."""
+    """An open auth database. Safe to share between threads: each thread gets its own
+    connection, so a write waiting for another process's lock never holds up the reads
+    of other threads (a server's event loop); WAL readers never wait for writers."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path):
-        self.conn = conn
         self.path = path
-        self._db: Any = None
         self._write_lock = threading.RLock()
-        self._access_cache: dict[int, Access] = {}
-        self._access_stamp: tuple[int, int] | None = None
+        self._connections = [conn]
+        self._connections_lock = threading.Lock()
+        self._local = threading.local()
+        self._adopt(conn, serial=0)
+
+    def _adopt(self, conn: sqlite3.Connection, serial: int) -> None:
+        local = self._local
+        local.conn, local.serial, local.db = conn, serial, None
+        local.access_cache, local.access_stamp = {}, None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on its first use."""
+        try:
+            return self._local.conn
+        except AttributeError:
+            conn = _connection(self.path)
+            with self._connections_lock:
+                self._connections.append(conn)
+                serial = len(self._connections) - 1
+            self._adopt(conn, serial)
+            return conn
+
+    @property
+    def connection_id(self) -> int:
+        """Tells this thread's connection from the others' (caches are kept per connection)."""
+        self.conn
+        return self._local.serial
 
     # ----------------------------------------------------------------- open / create
 
@@ -272,7 +310,10 @@ class Store:
         except sqlite3.DatabaseError as exc:
             store.close()
             folder = path.resolve().parent
-            if "unable to open" in str(exc) and not os.access(folder, os.W_OK):
+            cannot_create = "unable to open" in str(exc) or getattr(exc, "sqlite_errorname", "").startswith(
+                ("SQLITE_CANTOPEN", "SQLITE_READONLY")  # SQLITE_READONLY_DIRECTORY: no room for -wal/-shm
+            )
+            if cannot_create and not os.access(folder, os.W_OK):
                 raise DatabaseError(
                     f"cannot open {path}: its directory {folder} is not writable "
                     f"(SQLite's WAL journal keeps {path.name}-wal and -shm files beside it)"
@@ -285,17 +326,12 @@ class Store:
 
     @classmethod
     def _connect(cls, path: Path) -> "Store":
-        try:
-            conn = sqlite3.connect(
-                f"file:{path.resolve()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
-            )
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot open {path}: {exc}") from None
-        return cls(conn, path)
+        return cls(_connection(path), path)
 
     def close(self) -> None:
-        self.conn.close()
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -317,11 +353,12 @@ class Store:
     @property
     def db(self) -> Any:
         """sqlite-utils over the same connection, imported on first write."""
-        if self._db is None:
+        conn = self.conn
+        if self._local.db is None:
             import sqlite_utils
 
-            self._db = sqlite_utils.Database(self.conn, execute_plugins=False)
-        return self._db
+            self._local.db = sqlite_utils.Database(conn, execute_plugins=False)
+        return self._local.db
 
     def _migrate(self, current: int) -> None:
         with self.transaction():
@@ -347,7 +384,7 @@ class Store:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise DatabaseError(f"database is busy ({exc}); try again") from None
+                raise self._write_error(exc) from None
             try:
                 yield self
             except sqlite3.IntegrityError as exc:
@@ -355,12 +392,33 @@ class Store:
                 raise Conflict(f"conflicting change: {exc}") from None
             except sqlite3.OperationalError as exc:
                 self.conn.rollback()
-                raise DatabaseError(f"database error: {exc}") from None
+                raise self._write_error(exc) from None
             except BaseException:
                 self.conn.rollback()
                 raise
             else:
-                self.conn.commit()
+                try:
+                    self.conn.commit()
+                except sqlite3.Error as exc:  # a full disk often shows only here, when the WAL is written
+                    try:
+                        self.conn.rollback()
+                    except sqlite3.Error:
+                        pass
+                    raise self._write_error(exc) from None
+
+    def _write_error(self, exc: sqlite3.Error) -> DatabaseError:
+        """One line for a write that failed (and was rolled back): busy, read-only or I/O."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return DatabaseError(f"database is busy ({exc}); try again")
+        if name.startswith("SQLITE_READONLY"):
+            return DatabaseError(
+                f"cannot write {self.path} ({exc}): check the permissions of the file, "
+                f"its -wal and -shm files and its directory"
+            )
+        if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+            return DatabaseError(f"cannot write {self.path} ({exc}; is the disk full?); nothing was written")
+        return DatabaseError(f"database error: {exc}; nothing was written")
 
     def _audit(self, action: str, target: str, details: dict[str, Any] | None = None, actor: str | None = None) -> None:
         self.conn.execute(
@@ -557,16 +615,18 @@ class Store:
         the change stamp), so a request pays for the role walk only after a change.
         """
         stamp = self.change_stamp()
-        if self._access_stamp != stamp:
-            self._access_cache.clear()
-            self._access_stamp = stamp
-        cached = self._access_cache.get(user.id)
+        local = self._local
+        if local.access_stamp != stamp:
+            local.access_cache = {}
+            local.access_stamp = stamp
+        cache = local.access_cache
+        cached = cache.get(user.id)
         if cached is not None and cached.direct_roles == user.roles:
             return cached
         access = self._load_access(user)
-        if len(self._access_cache) >= ACCESS_CACHE_SIZE:
-            self._access_cache.clear()
-        self._access_cache[user.id] = access
+        if len(cache) >= ACCESS_CACHE_SIZE:
+            cache.clear()
+        cache[user.id] = access
         return access
 
     def _load_access(self, user: User) -> Access:
@@ -855,15 +915,17 @@ class Store:
     def is_revoked(self, jti: str) -> bool:
         return self.conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
 
-    def change_stamp(self) -> tuple[int, int]:
+    def change_stamp(self) -> tuple[int, int, int]:
         """Differs whenever any connection has committed a change since the last call.
 
         ``data_version`` moves on other connections' commits, ``total_changes`` on this
         one's; together a cheap test for "keys, settings or revocations may have changed".
+        Both count per connection, so the stamp names this thread's connection too.
         """
-        return self.conn.execute("PRAGMA data_version").fetchone()[0], self.conn.total_changes
+        conn = self.conn
+        return self._local.serial, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
-    def token_state(self, jti: str, sub: str, *, by: str = "uid") -> tuple[tuple[int, int], bool, User | None]:
+    def token_state(self, jti: str, sub: str, *, by: str = "uid") -> tuple[tuple[int, int, int], bool, User | None]:
         """What a verifier needs, in one statement: (change stamp, is ``jti`` revoked, the subject or None).
 
         ``by`` is ``uid`` or ``username`` (the ``sub_claim`` setting). One round trip on every
@@ -877,13 +939,14 @@ class Store:
                 column, value = "username_key", username_key(sub)
             except InvalidInput:
                 column, value = "username_key", None
-        row = self.conn.execute(
+        conn = self.conn
+        row = conn.execute(
             f"SELECT dv.data_version, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), {self._USER_COLUMNS} "
             f"FROM pragma_data_version AS dv LEFT JOIN users u ON u.{column} = ?",
             (jti, value),
         ).fetchone()
         user = self._user(row[2:]) if row[2] is not None else None
-        return (row[0], self.conn.total_changes), bool(row[1]), user
+        return (self._local.serial, row[0], conn.total_changes), bool(row[1]), user
 
     # ----------------------------------------------------------------- refresh-token families
 

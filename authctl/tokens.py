@@ -533,7 +533,7 @@ def _roles_result(user: "User", claims: Mapping[str, Any]) -> _Result:
 
 @dataclass(frozen=True)
 class _Context:
-    stamp: tuple[int, int]
+    stamp: tuple[int, int, int]
     settings: Settings
     ring: KeyRing
     #: (signing input, signature) -> (kid, valid?), for signatures this context's keys checked.
@@ -551,19 +551,20 @@ SIGNATURE_CACHE_SIZE = 4096
 _CONTEXTS: "weakref.WeakKeyDictionary[Store, dict[tuple, _Context]]" = weakref.WeakKeyDictionary()
 
 
-def _overrides_key(overrides: Mapping[str, Any] | None) -> tuple:
-    return tuple(sorted((overrides or {}).items()))
+def _context_key(store: "Store", overrides: Mapping[str, Any] | None) -> tuple:
+    """One context per thread's connection (change stamps count per connection) and overrides."""
+    return store.connection_id, tuple(sorted((overrides or {}).items()))
 
 
 def _cached_context(store: "Store", overrides: Mapping[str, Any] | None) -> "_Context | None":
-    return _CONTEXTS.get(store, {}).get(_overrides_key(overrides))
+    return _CONTEXTS.get(store, {}).get(_context_key(store, overrides))
 
 
 def _context(store: "Store", overrides: Mapping[str, Any] | None = None) -> _Context:
     """Settings (with an app's ``Auth(settings=...)`` overrides) and parsed keys per open
     store, rebuilt when the database has changed."""
     stamp = store.change_stamp()
-    key = _overrides_key(overrides)
+    key = _context_key(store, overrides)
     per_store = _CONTEXTS.setdefault(store, {})
     ctx = per_store.get(key)
     if ctx is None or ctx.stamp != stamp:

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,40 @@ def test_revocations_outlive_exp_by_the_largest_leeway(tmp_path: Path) -> None:
         store.revoke_jti("trigger-prune", now + 60)
         assert store.is_revoked("logged-out")
         assert not store.is_revoked("long-gone")
+
+
+def test_a_write_waiting_for_a_lock_does_not_hold_up_reads_on_other_threads(tmp_path: Path) -> None:
+    """Each thread has its own connection: a server's event loop keeps reading while a worker
+    thread's write waits for another process's lock (WAL readers never wait for writers)."""
+    path = tmp_path / "a.db"
+    Store.create(path).close()
+    with Store.open(path) as store:
+        store.add_role("student")
+        other_process = sqlite3.connect(path)
+        other_process.execute("BEGIN IMMEDIATE")
+        writer_started = threading.Event()
+        outcome: list[object] = []
+
+        def write() -> None:
+            writer_started.set()
+            try:
+                store.add_role("admin")
+                outcome.append("written")
+            except DatabaseError as exc:
+                outcome.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer_started.wait()
+        time.sleep(0.3)  # let the writer reach its busy wait (it waits up to BUSY_TIMEOUT_S)
+        try:
+            seen = [role.name for role in store.list_roles()]
+            writer_still_waiting = writer.is_alive()
+        finally:
+            other_process.rollback()
+            other_process.close()
+            writer.join()
+        assert seen == ["student"]
+        assert writer_still_waiting
+        assert outcome == ["written"]
+        assert store.connection_id == 0 and {role.name for role in store.list_roles()} == {"student", "admin"}
