@@ -39,12 +39,28 @@ class BoundaryGroup(LazyGroup):
                 raise
             from ..render import error
 
+            if _is_sqlite_error(exc):  # e.g. a damaged page met by a query after the file opened fine
+                error(_sqlite_message(exc))
+                raise typer.Exit(1) from None
             error(f"internal error ({type(exc).__name__}); rerun with AUTHCTL_DEBUG=1 for the traceback")
             raise typer.Exit(1) from None
 
 
 def _is_click_exception(exc: Exception) -> bool:
     return type(exc).__module__.startswith(("typer", "click"))
+
+
+def _is_sqlite_error(exc: Exception) -> bool:
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(exc, sqlite3.Error)
+
+
+def _sqlite_message(exc: Exception) -> str:
+    from ..store import resolve_db_path
+
+    damaged = getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    hint = "; the file is damaged: restore it from a backup" if damaged else ""
+    return f"{resolve_db_path(state.db_option)}: database error ({exc}){hint}"
 
 
 app = typer.Typer(
