@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import InvalidInput
-from .names import new_username
+from .names import new_username, username_key
 
 FIELDS = ("username", "password", "password_hash", "roles", "disabled")
 
@@ -106,7 +106,7 @@ def parse_import(
             continue
         try:
             username = new_username(str(record.get("username") or ""))
-            key = username.casefold()
+            key = username_key(username)
             if key in seen:
                 raise InvalidInput(f"user {username!r} appears again (first on line {seen[key]})")
             seen[key] = line

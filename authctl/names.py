@@ -43,8 +43,14 @@ def new_username(name: str) -> str:
 
 
 def username_key(name: str) -> str:
-    """The case-insensitive identity of a username (unique in the store)."""
-    return normalize_username(name).casefold()
+    """The case-insensitive identity of a username (unique in the store).
+
+    Unicode's compatibility caseless match (D146), kept in NFKC form: a plain
+    ``casefold()`` can leave decomposed letters (``ΐ`` folds to three code points,
+    ``ΐ.upper()`` to two), so two spellings of one name would get two keys.
+    """
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFD", normalize_username(name)).casefold())
+    return unicodedata.normalize("NFKC", folded.casefold())
 
 
 def validate_role(name: str) -> str:

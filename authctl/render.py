@@ -55,7 +55,22 @@ def text(value: Any, style: str = "") -> Any:
 def emit_json(data: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    try:
+        encoded = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # a token claim such as 1e400 decodes to inf, which JSON cannot carry
+        encoded = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(encoded + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every infinite float written as a string ('inf', '-inf')."""
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def emit_line(line: str) -> None:

@@ -186,7 +186,30 @@ def _migration_3(db: Any) -> None:
     db["refresh_tokens"].create_index(["family"])
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3)
+def _migration_4(db: Any) -> None:
+    """Username keys by compatibility caseless match (``names.username_key``); a clash is refused."""
+    changed, owners = [], {}
+    for user_id, username, old in db.execute("SELECT id, username, username_key FROM users").fetchall():
+        try:
+            key = username_key(username)
+        except InvalidInput:
+            key = old
+        if key in owners:
+            raise DatabaseError(
+                f"users {owners[key]!r} and {username!r} are one name to this authctl (they differ only in "
+                "case or Unicode form); remove one with the previous version, then upgrade"
+            )
+        owners[key] = username
+        if key != old:
+            changed.append((key, user_id, old))
+    for key, user_id, old in changed:  # through a placeholder: a new key may be another row's old one
+        db.execute("UPDATE users SET username_key = ? WHERE id = ?", (f"\0{user_id}", user_id))
+    for key, user_id, old in changed:
+        db.execute("UPDATE users SET username_key = ? WHERE id = ?", (key, user_id))
+        db.execute("UPDATE OR REPLACE login_attempts SET username_key = ? WHERE username_key = ?", (key, old))
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Foreign keys in sqlite-utils' create() carry no ON DELETE clause, so deletes
@@ -493,7 +516,7 @@ class Store:
                 cursor = self.conn.execute(
                     "INSERT INTO users (uid, username, username_key, password_hash, disabled, token_version, "
                     "created_at, updated_at, password_changed_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                    (uuid.uuid4().hex, username, username.casefold(), password_hash, int(disabled), now, now,
+                    (uuid.uuid4().hex, username, username_key(username), password_hash, int(disabled), now, now,
                      now if password_hash else None),
                 )
             except sqlite3.IntegrityError:
@@ -514,7 +537,7 @@ class Store:
                     cursor = self.conn.execute(
                         "INSERT INTO users (uid, username, username_key, password_hash, disabled, token_version, "
                         "created_at, updated_at, password_changed_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                        (uuid.uuid4().hex, username, username.casefold(), password_hash, int(disabled), now, now, now),
+                        (uuid.uuid4().hex, username, username_key(username), password_hash, int(disabled), now, now, now),
                     )
                 except sqlite3.IntegrityError:
                     raise Conflict(f"user {username!r} already exists") from None
@@ -581,7 +604,7 @@ class Store:
         user = self.get_user(name)
         with self.transaction():
             self.conn.execute("DELETE FROM user_roles WHERE user_id = ?", (user.id,))
-            self.conn.execute("DELETE FROM login_attempts WHERE username_key = ?", (user.username.casefold(),))
+            self.conn.execute("DELETE FROM login_attempts WHERE username_key = ?", (username_key(user.username),))
             self.conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
             self._audit("user.remove", user.username)
 
@@ -672,7 +695,7 @@ class Store:
     def unlock(self, name: str) -> User:
         user = self.get_user(name)
         with self.transaction():
-            self.conn.execute("DELETE FROM login_attempts WHERE username_key = ?", (user.username.casefold(),))
+            self.conn.execute("DELETE FROM login_attempts WHERE username_key = ?", (username_key(user.username),))
             self._audit("user.unlock", user.username)
         return user
 

@@ -206,7 +206,8 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_n
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        obj = _DECODER.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        obj = _DECODER.decode(text)
     except _Duplicate as exc:
         raise TokenMalformed(f"the {what} repeats the member {str(exc)[:40]!r}; refused as ambiguous") from None
     except UnicodeDecodeError:
@@ -215,7 +216,18 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
         raise TokenMalformed(f"the {what} is not valid JSON") from None
     if not isinstance(obj, dict):
         raise TokenMalformed(f"the {what} is not a JSON object")
+    if "\\u" in text and _has_lone_surrogate(obj):
+        raise TokenMalformed(f"the {what} escapes a lone surrogate (\\ud800-\\udfff), which is not text")
     return obj
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """A ``\\ud800``-style escape decodes to a str that no database, terminal or UTF-8 output accepts."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _shown(value: Any) -> str:
@@ -492,7 +504,10 @@ def _enabled_result(user: "User") -> _Result:
 @functools.lru_cache(maxsize=1024)
 def _iso_utc(timestamp: int) -> str:
     """The store's timestamp format, for comparing a claim with ``created_at`` (a token's iat repeats)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    except (OverflowError, OSError, ValueError):  # beyond the platform's calendar: before or after any account
+        return "0000" if timestamp < 0 else "9999"
 
 
 def _version_result(user: "User", claims: Mapping[str, Any]) -> _Result:

@@ -18,8 +18,10 @@ RoleOpt = Annotated[Optional[List[str]], typer.Option("--role", "-r", help="Role
 
 
 def _show(store, user, as_json: bool) -> None:
+    from ..names import username_key
+
     access = store.access(user)
-    login = store.login_failures(user.username.casefold())
+    login = store.login_failures(username_key(user.username))
     if as_json:
         render.emit_json(render.user_json(user, access, login))
     else:
