@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from .errors import InvalidInput
 
 if TYPE_CHECKING:
-    from .explain import CheckResult, Subject
+    from .explain import Subject
     from .probe import Response
     from .routes import RouteInfo
     from .store import Store

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import config
 from .errors import Conflict, DatabaseError, InvalidInput, NotFound
 from .files import touch_private
-from .names import new_username, normalize_username, username_key, validate_permission, validate_role
+from .names import new_username, username_key, validate_permission, validate_role
 
 APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other SQLite file
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -16,8 +16,6 @@ import logging
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterable
@@ -29,6 +27,7 @@ from authctl.app import create_app
 from authctl.store import Store
 from tests.apphelpers import PASSWORD, Client, make_demo_db
 from tests.conftest import Cli, Run
+from tests.serving import running_server, seed_demo_db
 
 
 def sentinel(kind: str = "Pass") -> str:
@@ -456,24 +455,13 @@ def test_in_process_app_logging_holds_no_secrets(cli: Cli, caplog: pytest.LogCap
 @pytest.mark.slow
 def test_real_server_output_holds_no_secrets(tmp_path: Path):
     """One real `authctl serve`: its access log and messages show requests, never credentials."""
-    from tests.test_serve_e2e import _env, _free_port, _seed, _stop, _wait_until_up
-
     db = tmp_path / "served.db"
-    _seed(db, tmp_path)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "authctl", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(),
-    )
+    seed_demo_db(db, tmp_path)
     wrong = sentinel()
-    try:
-        _wait_until_up(url, process)
-        with httpx.Client(base_url=url, timeout=10) as http:
-            tokens = _session(_HttpClient(http), wrong, token_in_query=True)
-    finally:
-        out, err = _stop(process)
-    assert process.returncode == 0, err
+    with running_server(db, tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        tokens = _session(_HttpClient(http), wrong, token_in_query=True)
+    out, err = server.stdout, server.stderr
+    assert server.process.returncode == 0, err
     for line in ('"POST /token HTTP/1.1" 401', '"POST /token HTTP/1.1" 200', '"POST /token/refresh HTTP/1.1" 200',
                  '"POST /logout HTTP/1.1" 200', '"GET /profile?… HTTP/1.1" 401'):
         assert line in out + err, line
