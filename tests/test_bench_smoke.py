@@ -12,7 +12,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 MODULES = ("benchlib", "baseline_cli", "bench_coldstart", "bench_store", "bench_tokens", "bench_app", "bench_bulk",
-           "bench_matrix", "app_factory", "run")
+           "bench_matrix", "app_factory", "run", "soak")
 
 
 @pytest.fixture
@@ -41,6 +41,13 @@ def test_run_rejects_an_unknown_section() -> None:
                           timeout=60)
     assert done.returncode == 2
     assert "unknown section" in done.stderr
+
+
+def test_soak_refuses_a_duration_that_is_not_positive() -> None:
+    done = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--seconds", "0"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "--seconds must be positive" in done.stderr
 
 
 def test_baseline_cli_decodes_a_token(tmp_path: Path) -> None:
