@@ -38,7 +38,12 @@ def test_username_key_is_stable_and_case_insensitive(name: str) -> None:
     except InvalidInput:
         return
     assert username_key(key) == key
-    assert username_key(normalize_username(name).upper()) == key or not normalize_username(name).upper().isprintable()
+    # folding case never changes the identity (upper() is not a fold: dotless ı upper-cases to I)
+    try:
+        folded_key = username_key(normalize_username(name).casefold())
+    except InvalidInput:  # folding can lengthen a name past the limit (ß -> ss)
+        return
+    assert folded_key == key
 
 
 @pytest.mark.parametrize("role", ["admin", "student", "course_staff", "tier-2"])
