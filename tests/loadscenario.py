@@ -132,22 +132,19 @@ def run(tmp: Path, seconds: float, *, max_users: int = 40, max_rotations: int = 
         background = [threading.Thread(target=f) for f in (add_and_remove_users, rotate_keys_and_grant,
                                                            sample_server_memory)]
         load = threading.Thread(target=_generate_load, args=(server.url, steady, stop, outcome))
-        for thread in background:
-            thread.start()
         started = time.monotonic()
+        for thread in (*background, load):
+            thread.start()
         try:
-            # the burst races the CLI writers for the database; the steady load starts after it,
-            # since under a saturating load logins wait behind requests (hashing runs at a lower priority)
+            # the burst races the steady load and the CLI writers for the database
             outcome.wrong_login_statuses = _wrong_logins(server.url, WRONG_LOGIN_USER)
-            load.start()
             while time.monotonic() - started < seconds or outcome.rounds == 0:
                 _revocation_round(cli, http, outcome)
         finally:
             stop.set()
-            for thread in background:
-                thread.join(timeout=120)
-            if load.ident is not None:  # started
-                load.join(timeout=60)
+            for thread in (*background, load):
+                if thread.ident is not None:  # started
+                    thread.join(timeout=120)
             outcome.seconds = time.monotonic() - started
         outcome.old_token_status = http.get("/whoami", headers={"Authorization": f"Bearer {rahul}"}).status_code
     return outcome
