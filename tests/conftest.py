@@ -1,4 +1,4 @@
-"""Shared fixtures: every test runs in its own directory with no AUTHCTL_* environment."""
+"""Shared fixtures: every test runs in its own directory with no AUTHCTL_* or colour-forcing environment."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ from typer.testing import CliRunner
 
 from authctl.cli import app
 from authctl.store import Store
+from tests.apphelpers import PASSWORD
+from tests.serving import foreign_setting
 
-STRONG = "Correct-Horse-Battery-9"
+STRONG = PASSWORD  # one known-good password for every test
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(os.environ):
-        if key.startswith("AUTHCTL_"):
+        if foreign_setting(key):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)

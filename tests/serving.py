@@ -28,9 +28,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Variables that make Rich colour output that is not a terminal (CI systems often set them):
+#: the tests read plain text.
+COLOUR_FORCING = ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+def foreign_setting(name: str) -> bool:
+    """An environment variable the tests must not inherit: authctl's own, or one forcing colour."""
+    return name.startswith("AUTHCTL_") or name in COLOUR_FORCING
+
+
 def clean_env() -> dict[str, str]:
-    """The test process's environment without AUTHCTL_* (the autouse fixture has already set HOME)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHCTL_")}
+    """The test process's environment without AUTHCTL_* or colour forcing (the autouse fixture set HOME)."""
+    env = {k: v for k, v in os.environ.items() if not foreign_setting(k)}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
