@@ -7,7 +7,9 @@ promise, in words:
 * zero 5xx, zero transport errors and zero "database is locked" under concurrent writers;
 * requests whose answer cannot change get the same answer throughout (200, 401 or 403);
 * every CLI write present afterwards, exactly one active key, an intact file;
-* a revoked token, or a role taken away, refused from the very next request;
+* a revoked token, a role taken away, a disabled user, "log out everywhere" and a password
+  change refused from the very next request (and an enabled user or a role given back
+  allowed from it);
 * a key rotation never breaks a token issued before it;
 * fifty parallel wrong logins raise the failure counter by exactly fifty.
 """
@@ -15,18 +17,20 @@ promise, in words:
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import jwt
 
 from authctl.store import Store
 from tests.apphelpers import PASSWORD
-from tests.serving import Server, authctl, running_server, seed_demo_db
+from tests.serving import COMMAND_TIMEOUT_S, Server, authctl, running_server, seed_demo_db
 
 LOAD_CONNECTIONS = 6
 WRONG_LOGINS = 50
@@ -55,6 +59,7 @@ class Outcome:
     keys_before: int = 0
     old_token_status: int = 0
     server_rss_kib: list[int] = field(default_factory=list)
+    crashed: list[str] = field(default_factory=list)
     server: Server | None = None
 
 
@@ -66,18 +71,36 @@ class _Cli:
         self.lock = threading.Lock()
 
     def __call__(self, *args: str, input: str | None = None) -> str:
-        result = authctl("--db", str(self.db), *args, input=input, cwd=self.cwd)
+        shown = " ".join(args)
+        try:
+            result = authctl("--db", str(self.db), *args, input=input, cwd=self.cwd)
+        except subprocess.TimeoutExpired:
+            with self.lock:
+                self.outcome.cli_failures.append(f"{shown}: no answer within {COMMAND_TIMEOUT_S} s")
+            return ""
         with self.lock:
             self.outcome.cli_runs += 1
             if result.returncode != 0 or "locked" in result.stderr or "busy" in result.stderr:
-                shown = " ".join(a if len(a) < 40 else a[:12] + "…" for a in args)  # never a whole token
                 self.outcome.cli_failures.append(f"{shown} -> {result.returncode}: {result.stderr.strip()}")
         return result.stdout.strip()
+
+
+def _recording_crashes(outcome: Outcome, target: Callable[[], None]) -> Callable[[], None]:
+    """A thread's exception would vanish with the thread: keep it as a problem instead."""
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - reported by problems()
+            outcome.crashed.append(f"{target.__name__}: {type(exc).__name__}: {exc}")
+
+    return run
 
 
 def run(tmp: Path, seconds: float, *, max_users: int = 40, max_rotations: int = 3) -> Outcome:
     """Seed a demo database, serve it, and run the load, the writers and the probes for ``seconds``."""
     outcome = Outcome()
+    ttl = f"{int(seconds) + 900}s"  # every token outlives the run, however long
     db = tmp / "load.db"
     seed_demo_db(db, tmp)
     cli = _Cli(db, tmp, outcome)
@@ -88,13 +111,8 @@ def run(tmp: Path, seconds: float, *, max_users: int = 40, max_rotations: int = 
 
     with running_server(db, tmp) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         outcome.server = server
-
-        def login(name: str) -> str:
-            response = http.post("/token", data={"username": name, "password": PASSWORD})
-            response.raise_for_status()
-            return response.json()["access_token"]
-
-        suman, rahul = login("suman"), login("rahul")
+        suman, rahul = cli("token", "issue", "--as", "suman", "--ttl", ttl), cli("token", "issue", "--as", "rahul",
+                                                                                  "--ttl", ttl)
         steady = [
             ("GET", "/whoami", rahul, 200),
             ("GET", "/students", suman, 200),
@@ -129,45 +147,62 @@ def run(tmp: Path, seconds: float, *, max_users: int = 40, max_rotations: int = 
             while not stop.wait(1.0):
                 outcome.server_rss_kib.append(_rss_kib(server.process.pid))
 
-        background = [threading.Thread(target=f) for f in (add_and_remove_users, rotate_keys_and_grant,
-                                                           sample_server_memory)]
-        load = threading.Thread(target=_generate_load, args=(server.url, steady, stop, outcome))
+        def generate_load() -> None:
+            _generate_load(server.url, steady, stop, outcome)
+
+        threads = [threading.Thread(target=_recording_crashes(outcome, f)) for f in (
+            add_and_remove_users, rotate_keys_and_grant, sample_server_memory, generate_load)]
         started = time.monotonic()
-        for thread in (*background, load):
+        for thread in threads:
             thread.start()
         try:
             # the burst races the steady load and the CLI writers for the database
             outcome.wrong_login_statuses = _wrong_logins(server.url, WRONG_LOGIN_USER)
             while time.monotonic() - started < seconds or outcome.rounds == 0:
-                _revocation_round(cli, http, outcome)
+                _revocation_round(cli, http, outcome, ttl)
         finally:
             stop.set()
-            for thread in (*background, load):
-                if thread.ident is not None:  # started
-                    thread.join(timeout=120)
+            for thread in threads:
+                thread.join(timeout=120)
+                if thread.is_alive():
+                    outcome.crashed.append("a load or writer thread did not stop within 120 s")
             outcome.seconds = time.monotonic() - started
         outcome.old_token_status = http.get("/whoami", headers={"Authorization": f"Bearer {rahul}"}).status_code
     return outcome
 
 
-def _revocation_round(cli: _Cli, http: httpx.Client, outcome: Outcome) -> None:
-    """A fresh token; take the role away, give it back, revoke the token: each counts on the next request."""
+#: One round of changes to the user ``checker`` (an admin), each followed by one request
+#: with the round's current token: the change must count from that very request.
+#: "issue" takes a fresh token; "revoke" denylists the current one.
+ROUND = (
+    ("issue", 200),
+    (("user", "unassign", "checker", "admin"), 403),
+    (("user", "assign", "checker", "admin"), 200),
+    (("user", "disable", "checker"), 401),
+    (("user", "enable", "checker"), 200),
+    ("revoke", 401),
+    ("issue", 200),
+    (("user", "logout", "checker"), 401),
+    ("issue", 200),
+    (("user", "passwd", "checker", "--password-stdin"), 401),
+)
+
+
+def _revocation_round(cli: _Cli, http: httpx.Client, outcome: Outcome, ttl: str) -> None:
     outcome.rounds += 1
-    token = cli("token", "issue", "--as", "checker")
-    headers = {"Authorization": f"Bearer {token}"}
-    for command, expected in (
-        (None, 200),
-        (("user", "unassign", "checker", "admin"), 403),
-        (("user", "assign", "checker", "admin"), 200),
-        (("token", "revoke", "-"), 401),
-    ):
-        if command:
-            cli(*command, input=token if command[-1] == "-" else None)
-        status = http.get("/admin/dashboard", headers=headers).status_code
+    token = ""
+    for step, expected in ROUND:
+        if step == "issue":
+            token = cli("token", "issue", "--as", "checker", "--ttl", ttl)
+        elif step == "revoke":
+            cli("token", "revoke", "-", input=token)
+            outcome.revoked_tokens.append(token)
+        else:
+            cli(*step, input=PASSWORD + "\n" if "--password-stdin" in step else None)
+        status = http.get("/admin/dashboard", headers={"Authorization": f"Bearer {token}"}).status_code
         if status != expected:
-            step = " ".join(command) if command else "issue"
-            outcome.revocation_misses.append(f"round {outcome.rounds}, after {step}: {status}, expected {expected}")
-    outcome.revoked_tokens.append(token)
+            shown = step if isinstance(step, str) else " ".join(step)
+            outcome.revocation_misses.append(f"round {outcome.rounds}, after {shown}: {status}, expected {expected}")
 
 
 def _generate_load(url: str, requests: list[tuple[str, str, str | None, int]], stop: threading.Event,
@@ -224,6 +259,7 @@ def _rss_kib(pid: int) -> int:
 def problems(outcome: Outcome, db: Path) -> list[str]:
     """Every broken promise of the run, one line each (empty: all kept)."""
     found: list[str] = []
+    found += [f"thread: {line}" for line in outcome.crashed]
     found += [f"CLI: {line}" for line in outcome.cli_failures]
     found += [f"revocation: {line}" for line in outcome.revocation_misses]
     found += [f"load: {line}" for line in outcome.unexpected[:20]]
@@ -237,6 +273,8 @@ def problems(outcome: Outcome, db: Path) -> list[str]:
     for marker in ("locked", "Traceback"):
         if marker in stderr:
             found.append(f"server stderr mentions {marker!r}")
+    if "on a free port of 127.0.0.1" not in stderr:
+        found.append("the server's banner did not say it took a free port")
     if outcome.wrong_login_statuses != [401] * WRONG_LOGINS:
         found.append(f"wrong logins answered {Counter(outcome.wrong_login_statuses)}")
     if not outcome.extra_roles:
@@ -264,7 +302,7 @@ def problems(outcome: Outcome, db: Path) -> list[str]:
             found.append(f"checker ends with roles {store.get_user('checker').roles}")
         not_revoked = [t for t in outcome.revoked_tokens
                        if not store.is_revoked(jwt.decode(t, options={"verify_signature": False})["jti"])]
-        if len(outcome.revoked_tokens) != outcome.rounds or not_revoked:
+        if len(outcome.revoked_tokens) != outcome.rounds or not_revoked:  # tokens outlive the run: none pruned
             found.append(f"{len(not_revoked)} of {outcome.rounds} revoked tokens are not in the denylist")
         integrity = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":

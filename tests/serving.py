@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,17 +55,9 @@ def authctl(*args: str, input: str | None = None, cwd: Path) -> subprocess.Compl
 
 
 def seed_demo_db(db: Path, cwd: Path) -> None:
-    """`authctl init`, then the demo seed with a known password (the library call `init --demo` makes)."""
-    result = authctl("--db", str(db), "init", cwd=cwd)
+    """`authctl init --demo` with the demo users' password from stdin."""
+    result = authctl("--db", str(db), "init", "--demo", "--password-stdin", input=PASSWORD + "\n", cwd=cwd)
     assert result.returncode == 0, result.stderr
-    code = (
-        "import sys; from authctl.store import Store; from authctl.app.data import seed_demo\n"
-        "pw = sys.stdin.readline().strip()\n"
-        "with Store.open(sys.argv[1]) as s: seed_demo(s, {n: pw for n in ('suman', 'rahul', 'priya')})\n"
-    )
-    seeded = subprocess.run([sys.executable, "-c", code, str(db)], input=PASSWORD + "\n", capture_output=True,
-                            text=True, timeout=COMMAND_TIMEOUT_S, cwd=cwd, env=clean_env())
-    assert seeded.returncode == 0, seeded.stderr
 
 
 @dataclass
@@ -76,40 +69,47 @@ class Server:
 
 
 @contextmanager
-def running_server(db: Path, cwd: Path) -> Iterator[Server]:
-    """`authctl serve` on a free 127.0.0.1 port; stopped with SIGINT, its output kept on the Server.
+def running_server(db: Path, cwd: Path, port: int = 0) -> Iterator[Server]:
+    """`authctl serve` on 127.0.0.1; stopped with SIGINT, its output kept on the Server.
 
-    The output goes to files, not pipes: a busy server's access log would fill a pipe
-    nobody reads until the end, and the server would block writing it.
+    Port 0 (the default) lets the system pick a free port as uvicorn binds it (no window in
+    which another process could take a port chosen in advance); uvicorn's startup line names it. The
+    output goes to files, not pipes: a busy server's access log would fill a pipe nobody
+    reads until the end, and the server would block writing it.
     """
-    port = free_port()
-    out_path, err_path = cwd / f"serve-{port}.out", cwd / f"serve-{port}.err"
+    out_path, err_path = cwd / "serve.out", cwd / "serve.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "authctl", "--db", str(db), "serve", "--host", "127.0.0.1", "--port", str(port)],
             stdout=out, stderr=err, cwd=cwd, env=clean_env(),
         )
-    server = Server(f"http://127.0.0.1:{port}", process)
+    server = Server("", process)
     try:
-        _wait_until_up(server)
+        server.url = _wait_until_up(process, err_path)
         yield server
     finally:
         _stop(process)
         server.stdout, server.stderr = out_path.read_text(), err_path.read_text()
 
 
-def _wait_until_up(server: Server) -> None:
+_LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+def _wait_until_up(process: subprocess.Popen, err_path: Path) -> str:
+    """The server's URL, once uvicorn has named its port and /health answers."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"authctl serve exited early with {server.process.returncode}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if process.poll() is not None:
+            raise AssertionError(f"authctl serve exited early with {process.returncode}: {err_path.read_text()}")
+        listening = _LISTENING.search(err_path.read_text())
+        if listening:
+            try:
+                if httpx.get(f"{listening[1]}/health", timeout=1).status_code == 200:
+                    return listening[1]
+            except httpx.TransportError:
+                pass
         time.sleep(0.1)
-    raise AssertionError(f"authctl serve did not answer within {STARTUP_TIMEOUT_S}s")
+    raise AssertionError(f"authctl serve did not answer within {STARTUP_TIMEOUT_S}s: {err_path.read_text()}")
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -14,6 +14,7 @@ LOAD_SECONDS = 15
 
 @pytest.mark.slow
 def test_serve_under_load_while_cli_processes_write(tmp_path):
+    """Every promise listed in tests/loadscenario.py holds through a bounded run."""
     outcome = loadscenario.run(tmp_path, LOAD_SECONDS)
     assert loadscenario.problems(outcome, tmp_path / "load.db") == []
     # the parts ran alongside each other, so the promises above were kept under contention

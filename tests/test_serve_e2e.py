@@ -13,7 +13,7 @@ from tests.serving import authctl, free_port, running_server, seed_demo_db
 def test_serve_end_to_end(tmp_path):
     db = tmp_path / "e2e.db"
     seed_demo_db(db, tmp_path)
-    with running_server(db, tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with running_server(db, tmp_path, free_port()) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         rahul = client.post("/token", data={"username": "rahul", "password": PASSWORD})
         assert rahul.status_code == 200, rahul.text
         rahul_token = rahul.json()["access_token"]
@@ -39,7 +39,7 @@ def test_serve_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_serve_refuses_a_missing_database(tmp_path):
-    result = authctl("--db", str(tmp_path / "missing.db"), "serve", "--port", str(free_port()), cwd=tmp_path)
+    result = authctl("--db", str(tmp_path / "missing.db"), "serve", "--port", "0", cwd=tmp_path)
     assert result.returncode == 1
     assert "no database" in result.stderr and result.stderr.count("\n") == 1
 
@@ -48,7 +48,7 @@ def test_serve_refuses_a_missing_database(tmp_path):
 def test_serve_bad_app_is_one_line_exit_1(tmp_path):
     db = tmp_path / "a.db"
     assert authctl("--db", str(db), "init", cwd=tmp_path).returncode == 0
-    result = authctl("--db", str(db), "serve", "--app", "no_such_module_here:app", "--port", str(free_port()),
+    result = authctl("--db", str(db), "serve", "--app", "no_such_module_here:app", "--port", "0",
                       cwd=tmp_path)
     assert result.returncode == 1
     assert "no module named" in result.stderr and result.stderr.count("\n") == 1

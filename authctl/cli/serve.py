@@ -92,10 +92,13 @@ def serve(
 
     if not is_loopback(host):
         render.warn(f"binding to {host}: the server is reachable from other machines, not just this one")
-    render.success(f"serving {spec} on {url} (database {path})")
-    render.note(f"docs:  {url}/docs")
-    render.note(f"token: curl -s -X POST {url}/token -d username=NAME -d password=...   "
-                "(or: authctl token issue --as NAME)")
+    if port == 0:  # the system picks the port when uvicorn binds; uvicorn's own line below names it
+        render.success(f"serving {spec} on a free port of {host} (database {path})")
+    else:
+        render.success(f"serving {spec} on {url} (database {path})")
+        render.note(f"docs:  {url}/docs")
+        render.note(f"token: curl -s -X POST {url}/token -d username=NAME -d password=...   "
+                    "(or: authctl token issue --as NAME)")
     render.note("stop:  Ctrl-C")
     sys.stderr.flush()
 
