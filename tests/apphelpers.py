@@ -26,13 +26,26 @@ def make_demo_db(cli: Any) -> Path:
 
 
 class Client:
-    """A synchronous face over ``httpx.AsyncClient(transport=ASGITransport(app))`` on one event loop."""
+    """A synchronous face over ``httpx.AsyncClient(transport=ASGITransport(app))`` on one event loop.
+
+    ``Client.at(url)`` is the same face over a real socket, for a running server.
+    """
 
     def __init__(self, app: Any, *, raise_app_exceptions: bool = True):
         self.app = app
         self.loop = asyncio.new_event_loop()
         self.transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         self.client = httpx.AsyncClient(transport=self.transport, base_url="http://test")
+
+    @classmethod
+    def at(cls, base_url: str, *, timeout: float = 10.0) -> Client:
+        """A client of the server at ``base_url`` (a plain ``httpx.AsyncClient``, no app in process)."""
+        client = cls.__new__(cls)
+        client.app = None
+        client.loop = asyncio.new_event_loop()
+        client.transport = None
+        client.client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        return client
 
     def request(self, method: str, url: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         if token is not None:

@@ -1,11 +1,12 @@
 """Secrets stay secret: passwords, private keys, HMAC secrets and whole tokens.
 
 Every channel a secret could leak through is captured and searched for distinctive
-sentinels: the audit log (``authctl log``, ``log --json`` and the raw table), the
+sentinels (tests/forge.py: whole, and every 16-character window of their random
+part): the audit log (``authctl log``, ``log --json`` and the raw table), the
 database files, stdout/stderr of the commands (with and without ``--json``), the
 in-process app's logging, and the output of one real ``authctl serve``. Each test
-also asserts that the channel captured what it should (the log row, the error
-line, the request line), so an empty capture cannot pass for a clean one.
+also asserts that the channel captured what it should (the exit code, the log row,
+the error line, the request line), so an empty capture cannot pass for a clean one.
 """
 
 from __future__ import annotations
@@ -13,71 +14,28 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
-import re
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Iterable
 
-import httpx
 import pytest
 
 from authctl.app import create_app
 from authctl.store import Store
+from tests import forge
 from tests.apphelpers import PASSWORD, Client, make_demo_db
 from tests.conftest import Cli, Run
+from tests.forge import assert_hidden, sentinel
 from tests.serving import running_server, seed_demo_db
-
-
-def sentinel(kind: str = "Pass") -> str:
-    """A secret no message could contain by chance."""
-    return f"Sentinel-{kind}-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(autouse=True)
 def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rich tables wrap and truncate at 80 columns; a truncated log cell could hide a leak."""
     monkeypatch.setenv("COLUMNS", "4000")
-    assert "AUTHCTL_DEBUG" not in os.environ
 
 
 # --------------------------------------------------------------------------- searching
-
-
-WINDOW = 16  # an echo of this many consecutive characters of a secret's random part counts as a leak
-
-
-def windows(text: str) -> list[str]:
-    return [text[i:i + WINDOW] for i in range(len(text) - WINDOW + 1)]
-
-
-def needles(secret: str) -> list[str]:
-    """The secret and every run of WINDOW characters of its random part: a partial echo is a leak too.
-
-    Tokens: the payload segment, and the signature (the header segment and the start of
-    the payload are the same in every token of a key). PEM: the body after its first
-    line (which starts with the algorithm's fixed DER prefix). Sentinels: the random part.
-    """
-    found = [secret]
-    if "-----BEGIN" in secret:
-        body = [line for line in secret.splitlines() if line and not line.startswith("-----")]
-        found += body + windows("".join(body[1:]))
-    elif secret.count(".") == 2 and " " not in secret:
-        _, payload, signature = secret.split(".")
-        found += [payload] + windows(signature)
-    elif secret.startswith("Sentinel-"):
-        found += [w for run in re.findall(r"[A-Za-z0-9]+", secret) if len(run) >= WINDOW for w in windows(run)]
-    elif len(secret) >= 2 * WINDOW:
-        found += windows(secret)
-    return found
-
-
-def assert_hidden(secrets: Iterable[str], **channels: str) -> None:
-    for name, text in channels.items():
-        for secret in secrets:
-            for needle in needles(secret):
-                assert needle not in text, f"a secret ({needle[:12]}…) leaked into {name}"
 
 
 def outputs(*runs: Run) -> dict[str, str]:
@@ -140,17 +98,23 @@ def test_new_and_changed_passwords_stay_out_of_output_log_and_database(seeded: C
                   database=database_bytes(seeded.db))
 
 
+#: The rule as the error names it, and how a sentinel (48 characters) breaks it.
 REJECTED = {
-    "longer than the maximum": lambda s: s + "x" * 1100,
+    "longer than 1024 characters": lambda s: s + "x" * 1100,
     "contains control characters": lambda s: s[:20] + "\x07" + s[20:],
-    "shorter than the minimum": lambda s: s,  # with password_min_length raised above its length
+    "shorter than 200 characters": lambda s: s,  # with password_min_length raised to 200 first
 }
 
 
 @pytest.mark.parametrize("rule", list(REJECTED))
 def test_a_password_rejected_by_policy_is_not_echoed(seeded: Cli, rule: str):
-    """The rejection names the rule, never the password; nothing is written or logged."""
-    assert seeded("config", "set", "password_min_length", "200").exit_code == 0
+    """The rejection names the rule that was broken, never the password; nothing is written or logged.
+
+    The minimum is raised only for its own case: the policy stops at the first broken
+    rule, so a raised minimum would hide every rule checked after it.
+    """
+    if rule.startswith("shorter"):
+        assert seeded("config", "set", "password_min_length", "200").exit_code == 0
     password = REJECTED[rule](sentinel())
     runs = [
         seeded("user", "add", "carol", "--password-stdin", input=password + "\n"),
@@ -160,12 +124,14 @@ def test_a_password_rejected_by_policy_is_not_echoed(seeded: Cli, rule: str):
     ]
     for run in runs:
         assert run.exit_code == 1
-        assert run.stderr.startswith("error: password rejected"), run.stderr
+        assert run.stderr.startswith(f"error: password rejected: {rule}"), run.stderr
         assert run.stderr.count("\n") == 1 and run.stdout == ""
     assert not user_exists(seeded, "carol")
     audit = audit_channels(seeded)
     assert "user.passwd" not in audit["audit table"]
-    assert_logged(audit, "config.set", "password_min_length")
+    assert_logged(audit, "user.add", "rahul")  # the fixture's rows: the log was read
+    if rule.startswith("shorter"):
+        assert_logged(audit, "config.set", "password_min_length")
     assert_hidden([password], **outputs(*runs), **audit, database=database_bytes(seeded.db))
 
 
@@ -239,38 +205,51 @@ def test_demo_passwords_given_on_stdin_are_not_echoed_or_logged(cli: Cli):
 # --------------------------------------------------------------------------- tokens
 
 
-def _b64json(data: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
 def _tokens(cli: Cli) -> dict[str, str]:
-    """A valid access and refresh token, and the invalid kinds a caller might paste."""
+    """A valid access and refresh token of rahul, and every bad kind a caller might paste."""
     def issued(*args: str) -> str:
         run = cli("token", "issue", "--as", "rahul", *args)
         assert run.exit_code == 0, run.stderr
         return run.stdout.strip()
 
-    access, refresh, expired = issued(), issued("--refresh"), issued("--expired")
-    header, payload, signature = issued().split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    flipped = ("A" if signature[10] != "A" else "B")
-    return {
-        "access": access,
-        "refresh": refresh,
-        "expired": expired,
-        "tampered signature": f"{header}.{payload}.{signature[:10]}{flipped}{signature[11:]}",
-        "forged claims": f"{header}.{_b64json({**claims, 'name': 'suman', 'roles': ['admin']})}.{signature}",
-    }
+    def issue(expired: bool = False) -> str:
+        return issued("--expired") if expired else issued()
+
+    bad = {kind: forge.bad_token(kind, issue, name="suman", roles=["admin"]) for kind in forge.BAD_KINDS}
+    return {"access": issued(), "refresh": issued("--refresh"), **bad}
+
+
+#: Why ``token verify`` refuses each token that is not a valid access token (its error line says so).
+REFUSED_BECAUSE = {
+    "refresh": "a refresh token cannot be used as an access token",
+    "garbage": "a JWT has 3 dot-separated segments",
+    "expired": "the token expired",
+    "tampered signature": "the signature does not match",
+    "forged claims": "the signature does not match",
+    "alg none": "unsigned token (alg 'none') is never accepted",
+}
+
+
+def _refused(run: Run, name: str) -> bool:
+    """Exit 3 and one error line giving the reason: the command did read this token."""
+    return (run.exit_code == 3 and run.stdout == "" and run.stderr.count("\n") == 1
+            and run.stderr.startswith(f"error: {REFUSED_BECAUSE[name]}"))
 
 
 def test_token_commands_never_echo_a_whole_token(seeded: Cli, tmp_path: Path):
-    """inspect / verify / revoke / check show claims and verdicts, never the token they were given."""
+    """inspect / verify / revoke / check show claims and verdicts, never the token they were given.
+
+    Each run is checked for what it must show (its exit code, the verdict, the jti),
+    so a run that printed nothing cannot pass the leak search.
+    """
     tokens = _tokens(seeded)
+    assert set(tokens) == {"access", *REFUSED_BECAUSE}
     runs: list[Run] = []
     for name, token in tokens.items():
+        valid, is_access = name in ("access", "refresh"), name == "access"
         token_file = tmp_path / f"{name.replace(' ', '-')}.jwt"
         token_file.write_text(token + "\n")
-        runs += [
+        inspected, inspected_json, verified, verified_file, verified_stdin, checked, checked_live = run = [
             seeded("token", "inspect", token),
             seeded("--json", "token", "inspect", token),
             seeded("token", "verify", "--type", "refresh" if name == "refresh" else "access", token),
@@ -279,12 +258,32 @@ def test_token_commands_never_echo_a_whole_token(seeded: Cli, tmp_path: Path):
             seeded("check", "GET", "/profile", "--token", token),
             seeded("--json", "check", "GET", "/profile", "--token", token, "--live"),
         ]
-        verdict = json.loads(runs[-6].stdout)
-        assert verdict["valid"] is (name in ("access", "refresh")), (name, verdict["failing"])
-        assert "Verdict:" in runs[-7].stdout
-        if name not in ("access", "refresh"):
-            refused = runs[-5]
-            assert refused.exit_code == 3 and refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+        runs += run
+        assert inspected.exit_code == inspected_json.exit_code == (0 if valid else 3), name
+        assert "Verdict:" in inspected.stdout, name
+        verdict = json.loads(inspected_json.stdout)
+        assert verdict["valid"] is valid, (name, verdict["failing"])
+        # verify is quiet when the token is good (exit 0, no output), one error line when it is not
+        if valid:
+            assert (verified.exit_code, verified.stdout, verified.stderr) == (0, "", ""), name
+        else:
+            assert _refused(verified, name), (name, verified)
+        # @file and stdin expect an access token
+        if is_access:
+            assert verified_file.exit_code == 0, verified_file.stderr
+            assert json.loads(verified_file.stdout)["jti"] == verdict["claims"]["jti"]
+            # quiet, but exit 0 means the token was read (an empty stdin is "error: the token is empty")
+            assert (verified_stdin.exit_code, verified_stdin.stdout, verified_stdin.stderr) == (0, "", "")
+        else:
+            assert _refused(verified_file, name) and _refused(verified_stdin, name), (verified_file, verified_stdin)
+        assert checked.exit_code == checked_live.exit_code == (0 if is_access else 3), name
+        assert "GET /profile" in checked.stdout and ("ALLOWED" if is_access else "401 UNAUTHENTICATED") in checked.stdout
+        live = json.loads(checked_live.stdout)["live"]
+        assert live["status"] == (200 if is_access else 401) and live["agrees"] is True, (name, live)
+        if is_access:
+            assert live["body"]["username"] == "rahul"
+        else:
+            assert live["headers"]["www-authenticate"] == 'Bearer error="invalid_token"', (name, live)
     revoked = [seeded("token", "revoke", tokens["access"], "--reason", "test"),
                seeded("--json", "token", "revoke", tokens["refresh"])]
     assert [r.exit_code for r in revoked] == [0, 0]
@@ -342,7 +341,10 @@ def test_private_keys_stay_out_of_key_commands_errors_and_log(seeded: Cli, tmp_p
     rotated = [seeded("key", "rotate"), seeded("--json", "key", "rotate")]
     assert [r.exit_code for r in rotated] == [0, 0]
     shown = [seeded("key", "list"), seeded("--json", "key", "list"), seeded("key", "jwks")]
+    assert [r.exit_code for r in shown] == [0, 0, 0], [r.stderr for r in shown]
     assert "legacy-app" in shown[0].stdout and "legacy-app" in shown[2].stdout
+    listed = json.loads(shown[1].stdout)
+    assert len(listed) == 4 and "legacy-app" in {entry["kid"] for entry in listed}, listed
     token = seeded("token", "issue", "--as", "rahul").stdout.strip()
     inspected = seeded("token", "inspect", token, "--key", str(pem_file))
     assert inspected.exit_code == 3 and "Verdict" in inspected.stdout  # signed by the rotated key, not this one
@@ -386,16 +388,31 @@ def test_hmac_secrets_stay_out_of_key_commands_errors_and_log(seeded: Cli):
 
 
 def test_a_rotated_hmac_key_is_never_printed(seeded: Cli):
-    """key rotate --alg HS256 makes a random secret; no encoding of it reaches the output or the log."""
+    """key rotate --alg HS256 makes a random secret; no encoding of it reaches the output or the log.
+
+    The listing, the JWKS and the log must show the two new keys (by kid), so the
+    search ran over output that describes them.
+    """
     runs = [seeded("key", "rotate", "--alg", "HS256"), seeded("--json", "key", "rotate")]
     assert [r.exit_code for r in runs] == [0, 0]
-    assert json.loads(runs[1].stdout)["alg"] == "HS256"
+    second = json.loads(runs[1].stdout)
+    assert second["alg"] == "HS256"
     with Store.open(seeded.db) as store:
-        secrets = [r.private_material for r in store.keys() if r.alg == "HS256"]
-    assert len(secrets) == 2
-    encodings = [form for raw in secrets for form in (
+        hmac_keys = [(r.kid, r.private_material) for r in store.keys() if r.alg == "HS256"]
+    assert len(hmac_keys) == 2
+    kids = [kid for kid, _ in hmac_keys]
+    assert second["kid"] in kids and second["previous"][0] in kids and second["previous"][0] in runs[0].stderr
+    shown = [seeded("key", "list"), seeded("key", "jwks")]
+    assert [r.exit_code for r in shown] == [0, 0], [r.stderr for r in shown]
+    assert all(kid in shown[0].stdout for kid in kids), shown[0].stdout
+    assert all(kid in shown[1].stderr for kid in kids) and "shared secrets are never published" in shown[1].stderr
+    assert json.loads(shown[1].stdout)["keys"], "the JWKS lost the ES256 key"
+    audit = audit_channels(seeded)
+    for kid in kids:
+        assert_logged(audit, "key.add", kid)
+    encodings = [form for _, raw in hmac_keys for form in (
         raw.hex(), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).rstrip(b"=").decode())]
-    assert_hidden(encodings, **outputs(*runs, seeded("key", "list"), seeded("key", "jwks")), **audit_channels(seeded))
+    assert_hidden(encodings, **outputs(*runs, *shown), **audit)
 
 
 # --------------------------------------------------------------------------- server logs
@@ -458,8 +475,12 @@ def test_real_server_output_holds_no_secrets(tmp_path: Path):
     db = tmp_path / "served.db"
     seed_demo_db(db, tmp_path)
     wrong = sentinel()
-    with running_server(db, tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as http:
-        tokens = _session(_HttpClient(http), wrong, token_in_query=True)
+    with running_server(db, tmp_path) as server:
+        client = Client.at(server.url)
+        try:
+            tokens = _session(client, wrong, token_in_query=True)
+        finally:
+            client.close()
     out, err = server.stdout, server.stderr
     assert server.process.returncode == 0, err
     for line in ('"POST /token HTTP/1.1" 401', '"POST /token HTTP/1.1" 200', '"POST /token/refresh HTTP/1.1" 200',
@@ -467,23 +488,3 @@ def test_real_server_output_holds_no_secrets(tmp_path: Path):
         assert line in out + err, line
     assert_hidden([wrong, PASSWORD, *tokens.values()], stdout=out, stderr=err)
 
-
-class _HttpClient:
-    """The few methods of ``apphelpers.Client`` that ``_session`` uses, over a real socket."""
-
-    def __init__(self, http: httpx.Client):
-        self.http = http
-
-    def request(self, method: str, url: str, *, token: str | None = None, **kwargs) -> httpx.Response:
-        if token is not None:
-            kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
-        return self.http.request(method, url, **kwargs)
-
-    def get(self, url: str, **kwargs) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def login(self, username: str, password: str = PASSWORD) -> httpx.Response:
-        return self.post("/token", data={"username": username, "password": password})
