@@ -52,14 +52,26 @@ def text(value: Any, style: str = "") -> Any:
     return Text(printable(value), style=style)
 
 
+#: Characters ``json.dumps(ensure_ascii=False)`` leaves raw that a terminal acts on or a
+#: reader is fooled by: DEL and C1 controls (U+009B is a one-byte CSI), the line and
+#: paragraph separators, and the bidi embedding, override and isolate controls.
+_JSON_UNSAFE = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
 def emit_json(data: Any) -> None:
+    """Indented JSON with readable non-ASCII text, but no raw control character.
+
+    json escapes U+0000-U+001F itself; every character of :data:`_JSON_UNSAFE` is written
+    as ``\\uXXXX`` too. JSON text is ASCII outside its strings, so each such character is
+    inside a string, where the escape parses back to the same value.
+    """
     import json
 
     try:
         encoded = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError:  # a token claim such as 1e400 decodes to inf, which JSON cannot carry
         encoded = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
-    sys.stdout.write(encoded + "\n")
+    sys.stdout.write(encoded.translate(_JSON_UNSAFE) + "\n")
 
 
 def _finite(value: Any) -> Any:

@@ -578,3 +578,22 @@ def test_logout_without_refresh_token(client):
     response = client.post("/logout", token=pair["access_token"])
     assert response.status_code == 200 and response.json()["refresh_family_revoked"] is False
     assert client.get("/profile", token=pair["access_token"]).status_code == 401
+
+
+@pytest.mark.parametrize("username,spellings", [
+    ("rahul", ["\uff32\uff21\uff28\uff35\uff2c", "RAHUL", "Rahul", "r\uff41hul"]),  # fullwidth, case, mixed
+    ("kiran", ["\u212aIRAN", "\u212airan", "\uff4biran", "KIRAN"]),  # Kelvin sign, fullwidth k
+])
+def test_look_alike_usernames_count_towards_one_lockout(client, admin, username, spellings):
+    """Failures under any compatibility-caseless spelling lock the one account, so look-alikes can't dodge the threshold."""
+    from authctl.passwords import Hasher
+
+    if admin.find_user(username) is None:
+        admin.add_user(username, Hasher().hash(PASSWORD), ["student"])
+    assert client.login(spellings[0]).status_code == 200  # the look-alike is this account, not another name
+    admin.set_setting("lockout_threshold", str(len(spellings)))
+    for spelling in spellings:
+        assert client.login(spelling, "wrong-password-1").status_code == 401
+    assert admin.login_failures(username) == (len(spellings), True)
+    assert client.login(username).status_code == 401  # locked: even the right password fails
+    assert client.login(spellings[0]).status_code == 401
