@@ -34,11 +34,14 @@ def err() -> "Console":
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+#: Bidi embedding, override and isolate controls, and the line and paragraph separators:
+#: they reorder or break what a reader sees (a name that displays as another).
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))})
 
 
 def printable(value: Any) -> str:
     """Control characters shown escaped: a claim or a log entry can never move the cursor,
-    set the window title or clear the screen."""
+    set the window title, clear the screen or reverse the text around it."""
     return ("" if value is None else str(value)).translate(_CONTROL)
 
 

@@ -308,12 +308,13 @@ def test_terminal_escapes_from_tokens_and_logs_are_shown_escaped(seeded: Cli, tm
 
     evil = ".".join([
         b64({"alg": "ES256", "typ": "at+jwt", "kid": "\x1b[31mKID\x1b]0;pwned\x07"}),
-        b64({"sub": "x", "name": "\x1b[2Jcleared\nfake line", "\x1b[1mclaim": 1}),
+        b64({"sub": "x", "name": "\x1b[2Jcleared\nfake line\u202egnp.exe", "\x1b[1mclaim": 1}),
         "c2ln",
     ])
     inspected = seeded("token", "inspect", evil)
     assert inspected.exit_code == 3
     assert "\x1b" not in inspected.stdout + inspected.stderr and "\\x1b[2J" in inspected.stdout
+    assert "\u202e" not in inspected.stdout and "\\u202egnp.exe" in inspected.stdout
     token = seeded("token", "issue", "--as", "rahul").stdout.strip()
     assert seeded("token", "revoke", token, "--reason", "\x1b[31mRED\nfake-row").exit_code == 0
     log = seeded("log", "--limit", "1")
