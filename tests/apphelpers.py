@@ -25,6 +25,16 @@ def make_demo_db(cli: Any) -> Path:
     return cli.db
 
 
+def add_article_users(store: Store, password_hash: str | None = None) -> None:
+    """The article's roles and users straight through the library: suman (admin), rahul (student)."""
+    store.add_role("student")
+    store.add_role("admin", inherits=["student"])
+    store.grant("student", ["students:read"])
+    store.grant("admin", ["students:delete"])
+    store.add_user("suman", password_hash, ["admin"])
+    store.add_user("rahul", password_hash, ["student"])
+
+
 class Client:
     """A synchronous face over ``httpx.AsyncClient(transport=ASGITransport(app))`` on one event loop.
 

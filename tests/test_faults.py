@@ -29,6 +29,7 @@ import pytest
 
 from authctl.passwords import Hasher
 from authctl.store import Store
+from tests.apphelpers import add_article_users
 from tests.conftest import STRONG, Cli
 from tests.serving import COMMAND_TIMEOUT_S, authctl, clean_env
 
@@ -306,12 +307,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, stored_hash: str) -> Path
     created = run(db, "init")
     assert created.returncode == 0, created.stderr
     with Store.open(db) as store:
-        store.add_role("student")
-        store.add_role("admin", inherits=["student"])
-        store.grant("student", ["students:read"])
-        store.grant("admin", ["students:delete"])
-        store.add_user("suman", stored_hash, ["admin"])
-        store.add_user("rahul", stored_hash, ["student"])
+        add_article_users(store, stored_hash)
         store.add_users([(f"member{i:03d}", stored_hash, ["student"], False) for i in range(300)])
     assert not Path(f"{db}-wal").exists()
     return db

@@ -32,6 +32,7 @@ from authctl.errors import (
     UnknownKey,
 )
 from authctl.store import Store
+from tests.apphelpers import add_article_users
 
 NOW = 1_800_000_000
 
@@ -41,12 +42,7 @@ def store(tmp_path) -> Store:
     """The article's users, built directly (no password hashing: tokens do not need it)."""
     with Store.create(tmp_path / "tokens.db") as opened:
         opened.add_key(keys.generate("ES256"))
-        opened.add_role("student")
-        opened.add_role("admin", inherits=["student"])
-        opened.grant("student", ["students:read"])
-        opened.grant("admin", ["students:delete"])
-        opened.add_user("suman", None, ["admin"])
-        opened.add_user("rahul", None, ["student"])
+        add_article_users(opened)
         yield opened
 
 
