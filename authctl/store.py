@@ -289,7 +289,7 @@ class Store:
     @property
     def connection_id(self) -> int:
         """Tells this thread's connection from the others' (caches are kept per connection)."""
-        self.conn
+        self.conn  # opens this thread's connection on its first use
         return self._local.serial
 
     # ----------------------------------------------------------------- open / create
