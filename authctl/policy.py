@@ -9,6 +9,7 @@ Authorization is always read from the database, never from token claims.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import TokenError
@@ -19,6 +20,61 @@ if TYPE_CHECKING:
     from .tokens import Check, Identity
 
 ALLOWED, UNAUTHENTICATED, FORBIDDEN = 200, 401, 403
+
+
+class Outcome(Enum):
+    """The one outcome vocabulary: every verdict, table, JSON field and exit code uses it.
+
+    The value is the stable name in ``--json``; ``label`` is for people; ``exit_code``
+    is the documented exit code of a command whose answer is this outcome.
+    """
+
+    ALLOWED = "allowed"
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    FORBIDDEN = "forbidden"  # 403
+    NO_ROUTE = "no_route"  # 404 / 405
+    CLIENT_ERROR = "client_error"  # any other 4xx: 400, 422, ...
+    SERVER_ERROR = "server_error"  # 5xx: never agrees with anything
+    NOT_SENT = "not_sent"  # the request was never made: never passes an expectation
+    ERROR = "error"  # the request failed (connection refused, timeout, bad answer)
+
+    @property
+    def label(self) -> str:
+        return _OUTCOME_LABELS[self]
+
+    @property
+    def exit_code(self) -> int:
+        return _OUTCOME_EXIT_CODES[self]
+
+    @classmethod
+    def of_status(cls, status: int) -> "Outcome":
+        """The outcome of an HTTP status (below 400 is allowed: a redirect is not a denial)."""
+        if status == 401:
+            return cls.UNAUTHENTICATED
+        if status == 403:
+            return cls.FORBIDDEN
+        if status in (404, 405):
+            return cls.NO_ROUTE
+        if 400 <= status < 500:
+            return cls.CLIENT_ERROR
+        if status >= 500:
+            return cls.SERVER_ERROR
+        return cls.ALLOWED
+
+    def agrees_with(self, other: "Outcome") -> bool:
+        """Agreement means the same outcome; a 5xx, an unsent request or an error never agrees."""
+        return self is other and self not in (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR)
+
+
+_OUTCOME_LABELS = {
+    Outcome.ALLOWED: "allowed", Outcome.UNAUTHENTICATED: "401 Unauthorized", Outcome.FORBIDDEN: "403 Forbidden",
+    Outcome.NO_ROUTE: "no such route (404/405)", Outcome.CLIENT_ERROR: "other client error (4xx)",
+    Outcome.SERVER_ERROR: "server error (5xx)", Outcome.NOT_SENT: "not sent", Outcome.ERROR: "error",
+}
+_OUTCOME_EXIT_CODES = {
+    Outcome.ALLOWED: 0, Outcome.UNAUTHENTICATED: 3, Outcome.FORBIDDEN: 4, Outcome.NO_ROUTE: 5,
+    Outcome.CLIENT_ERROR: 1, Outcome.SERVER_ERROR: 1, Outcome.NOT_SENT: 1, Outcome.ERROR: 1,
+}
 
 
 @dataclass(frozen=True)
@@ -102,8 +158,12 @@ class Decision:
         return self.status == ALLOWED
 
     @property
+    def outcome(self) -> Outcome:
+        return Outcome.of_status(self.status)
+
+    @property
     def verdict(self) -> str:
-        return {ALLOWED: "allowed", UNAUTHENTICATED: "unauthenticated", FORBIDDEN: "forbidden"}[self.status]
+        return self.outcome.value
 
 
 def authenticate(
