@@ -7,6 +7,7 @@ as Rich markup.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -277,6 +278,31 @@ def keys_table(keys: Iterable[Any]) -> None:
             text(key.created_at[:10]), text(key.fingerprint, "dim"),
         )
     out().print(table)
+
+
+def targets_table(rows: Iterable[tuple[str, str, str, str]]) -> None:
+    table = _table("target", "mode", "sends", "created")
+    for name, mode, sends, created in rows:
+        table.add_row(text(name, "bold"), text(mode), text(sends), text(created[:10], "dim"))
+    out().print(table)
+
+
+def target_detail(data: dict[str, Any], sends: str) -> None:
+    """A target's configuration from ``Target.as_dict`` (which holds no secret)."""
+    grid = _table("field", "value", title=f"target {data['name']}")
+    grid.add_row(text("mode"), text(data["mode"]))
+    grid.add_row(text("sends"), text(sends))
+    for key in ("key", "alg", "kid", "scope_claim", "iss", "aud", "ttl", "token_url"):
+        if data.get(key) not in (None, "", {}):
+            grid.add_row(text(key), text(str(data[key])))
+    for key in ("sub", "scopes", "claims"):
+        if data.get(key):
+            grid.add_row(text(key), text(json.dumps(data[key], ensure_ascii=False)))
+    if data.get("passwords_for"):
+        grid.add_row(text("passwords for"), text(", ".join(data["passwords_for"]) + " (stored, not shown)"))
+    if data.get("weak_secret"):
+        grid.add_row(text("warning"), text("weak secret accepted with --unsafe-weak-secret", "bold yellow"))
+    out().print(grid)
 
 
 def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:

@@ -209,7 +209,15 @@ def _migration_4(db: Any) -> None:
         db.execute("UPDATE OR REPLACE login_attempts SET username_key = ? WHERE username_key = ?", (key, old))
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4)
+def _migration_targets(db: Any) -> None:
+    """Targets: how authctl authenticates to an app with its own security (secrets kept like key material)."""
+    db["targets"].create(
+        {"name": str, "config": str, "secret": bytes, "created_at": str},
+        pk="name", not_null={"config", "secret"},
+    )
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_targets)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Foreign keys in sqlite-utils' create() carry no ON DELETE clause, so deletes
@@ -918,6 +926,33 @@ class Store:
             "SELECT count(*), group_concat(kid || status, ',') FROM signing_keys"
         ).fetchone()
         return hash(row)
+
+    # ----------------------------------------------------------------- targets
+
+    def add_target(self, name: str, config_doc: dict[str, Any], secret: bytes) -> None:
+        """Store a target; its secret (key, passwords) is a blob no listing, log or JSON reads."""
+        with self.transaction():
+            try:
+                self.conn.execute(
+                    "INSERT INTO targets (name, config, secret, created_at) VALUES (?, ?, ?, ?)",
+                    (name, json.dumps(config_doc, sort_keys=True), secret, utcnow()),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"a target named {name!r} already exists") from None
+            self._audit("target.add", name, {"mode": config_doc.get("mode"), "send": config_doc.get("send")})
+
+    def target_rows(self, name: str | None = None) -> list[tuple[str, dict[str, Any], bytes, str]]:
+        """(name, config, secret, created_at) of one target or all, by name."""
+        sql = "SELECT name, config, secret, created_at FROM targets"
+        rows = self.conn.execute(sql + (" WHERE name = ?" if name is not None else " ORDER BY name"),
+                                 (name,) if name is not None else ())
+        return [(r[0], json.loads(r[1]), bytes(r[2]), r[3]) for r in rows]
+
+    def remove_target(self, name: str) -> None:
+        with self.transaction():
+            if self.conn.execute("DELETE FROM targets WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no target named {normalize_or_repr(name)}")
+            self._audit("target.remove", name)
 
     # ----------------------------------------------------------------- revocations
 
