@@ -36,6 +36,8 @@ class Subject:
     label: str
     token: str | None = field(default=None, repr=False)
     minted_kid: str | None = None
+    credential: Any = field(default=None, repr=False)  # a targets.Credential: how the target's app is spoken to
+    target: str | None = None
 
 
 def subject_for_user(store: "Store", username: str, overrides: dict[str, Any] | None = None) -> Subject:
@@ -50,6 +52,26 @@ def subject_for_user(store: "Store", username: str, overrides: dict[str, Any] | 
     issued = tokens.issue(store, username, allow_disabled=True, overrides=overrides)
     user = store.get_user(username)
     return Subject("user", user.username, issued.token, issued.header.get("kid"))
+
+
+def subject_for_target(store: "Store", target: Any, username: str) -> Subject:
+    """A user's credential spoken the target's way (token template, login, Basic)."""
+    from . import targets
+
+    credential = targets.credential(store, target, username)
+    user = store.get_user(username)
+    return Subject("user", user.username, credential.token, None, credential, target.name)
+
+
+def subject_for_target_token(target: Any, token: str) -> Subject:
+    """A given token sent the target's way, checked against the target's key."""
+    from . import targets, tokens
+
+    cleaned = tokens.strip_token(token)
+    if not cleaned:
+        raise InvalidInput("the token is empty")
+    return Subject("token", f"the given token (target {target.name})", cleaned, None,
+                   targets.credential_for_token(target, cleaned), target.name)
 
 
 def subject_for_token(token: str) -> Subject:
@@ -83,15 +105,26 @@ class CheckResult:
     live_source: str | None = None
 
     @property
+    def undecided(self) -> str | None:
+        """The code that decides offline-unknown outcomes (a guard): never an agreement, never a pass."""
+        return getattr(self.decision, "undecided", None)
+
+    @property
     def agrees(self) -> bool | None:
         from .probe import agrees
 
-        return None if self.live is None else agrees(self.decision.status, self.live.status)
+        if self.live is None or self.undecided:
+            return None
+        return agrees(self.decision.status, self.live.status)
 
     @property
     def exit_code(self) -> int:
+        from .policy import Outcome
+
         if self.agrees is False:
             return 6
+        if self.undecided:  # the live answer is the answer; offline alone cannot pass
+            return Outcome.of_status(self.live.status).exit_code if self.live is not None else 1
         return EXIT_FOR_STATUS[self.decision.status]
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,7 +137,12 @@ def check(store: "Store", app: Any, method: str, path: str, subject: Subject) ->
 
     method = normalize_method(method)
     info, params = routes.match(app, method, path)
-    decision = routes.decide(store, info, subject.token, params, explain=True, overrides=app_overrides(app))
+    if not info.requirements and not info.is_native:  # an open route: is it flagged as a likely mistake?
+        flagged = {(i.method, i.path): i for i in routes.inventory(app)}.get((info.method, info.path))
+        if flagged is not None and (flagged.flag or flagged.login):
+            info = flagged
+    decision = routes.decide(store, info, subject.token, params, explain=True, overrides=app_overrides(app),
+                             credential=subject.credential)
     return CheckResult(method, path, info, params, subject, decision)
 
 
@@ -145,7 +183,7 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
     """Send every checked request for real and record what came back."""
     from . import probe
 
-    requests = [probe.Request(r.method, r.path, r.subject.token) for r in results]
+    requests = [probe.Request(r.method, r.path, r.subject.token, r.subject.credential) for r in results]
     for result, response in zip(results, probe.send_all(requests, app=app, url=url)):
         result.live, result.live_source = response, source
 
@@ -193,10 +231,20 @@ def check_json(result: CheckResult) -> dict[str, Any]:
             "reason": decision.reason,
             "hint": decision.hint,
             "unprotected": result.route.unprotected,
+            "undecided": result.undecided,
             "exit_code": result.exit_code,
         },
+        "native": None,
         "live": None,
     }
+    if getattr(decision, "native", None) is not None:
+        data["native"] = {
+            "target": result.subject.target,
+            "steps": [{"ok": ok, "name": name, "detail": detail} for ok, name, detail in decision.steps],
+            "missing_scopes": list(decision.missing_scopes),
+            "undecided": decision.undecided,
+            "fastapi_note": decision.version_note,
+        }
     if result.live is not None:
         data["live"] = {**result.live.as_dict(), "source": result.live_source, "agrees": result.agrees}
     return data

@@ -45,6 +45,12 @@ class Cell:
     live: "Response | None" = None
     expected: str | None = None  # allow | 401 | 403
     token: str | None = field(default=None, repr=False)
+    credential: Any = field(default=None, repr=False)  # a target's credential, sent instead of the token
+    undecided: str | None = None  # the code (a guard) that decides: offline has no answer
+
+    @property
+    def decided(self) -> bool:
+        return self.undecided is None or self.live is not None
 
     @property
     def live_status(self) -> int | None:
@@ -54,13 +60,16 @@ class Cell:
     def agrees(self) -> bool | None:
         from .probe import agrees
 
-        if self.live is None or self.decision is None:
+        if self.live is None or self.decision is None or self.undecided:
             return None
         return agrees(self.decision, self.live.status)
 
     @property
     def outcome(self) -> str:
-        """allow / 401 / 403 (other: a live status past authorization, e.g. 404 or 422, counts as allow)."""
+        """allow / 401 / 403 (other: a live status past authorization, e.g. 404 or 422, counts as allow);
+        undecided: offline only, on a route whose code decides (never meets an expectation)."""
+        if self.live is None and self.undecided:
+            return "undecided"
         status = self.decision if self.live is None else self.live.status
         if status in (401, 403):
             return str(status)
@@ -68,7 +77,9 @@ class Cell:
 
     @property
     def meets_expectation(self) -> bool | None:
-        return None if self.expected is None else self.expected == self.outcome
+        if self.expected is None:
+            return None
+        return self.outcome != "undecided" and self.expected == self.outcome
 
     @property
     def failed(self) -> bool:
@@ -80,6 +91,7 @@ class Cell:
             "requires": self.route.requires, "unprotected": self.route.unprotected,
             "decision": self.decision, "live": self.live_status, "agrees": self.agrees,
             "expected": self.expected, "meets_expectation": self.meets_expectation, "outcome": self.outcome,
+            "undecided": self.undecided,
         }
 
 
@@ -120,9 +132,10 @@ def app_routes(app: Any, params: Mapping[str, str]) -> list[tuple[Route, "RouteI
 
 
 def offline_cells(
-    store: "Store", app: Any, users: list[str], params: Mapping[str, str], *, token_per_cell: bool = False
+    store: "Store", app: Any, users: list[str], params: Mapping[str, str], *, token_per_cell: bool = False,
+    target: Any = None,
 ) -> list[Cell]:
-    """Every user × route decided by the engine.
+    """Every user × route decided by the engine (``target``: speak that target's credentials).
 
     ``token_per_cell`` mints a fresh token for each cell, for cells that will be sent
     live: a ``POST /logout`` then ends only its own cell's session.
@@ -132,21 +145,27 @@ def offline_cells(
     from .explain import app_overrides
 
     overrides = app_overrides(app)
-    minted = {} if token_per_cell else {user: _subject(store, user, overrides) for user in users}
+    minted = {} if token_per_cell else {user: _subject(store, user, overrides, target) for user in users}
     cells = []
     for route, info in app_routes(app, params):
         _, path_params = routes.match(app, route.method, route.path)
         for user in users:
-            subject = _subject(store, user, overrides) if token_per_cell else minted[user]
-            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides)
-            cells.append(Cell(route, user, decision.status, token=subject.token))
+            subject = _subject(store, user, overrides, target) if token_per_cell else minted[user]
+            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,
+                                     credential=subject.credential)
+            cells.append(Cell(route, user, decision.status, token=subject.token, credential=subject.credential,
+                              undecided=getattr(decision, "undecided", None)))
     return cells
 
 
-def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None) -> "Subject":
+def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None, target: Any = None) -> "Subject":
     from . import explain
 
-    return explain.ANONYMOUS if user == ANONYMOUS else explain.subject_for_user(store, user, overrides)
+    if user == ANONYMOUS:
+        return explain.ANONYMOUS
+    if target is not None:
+        return explain.subject_for_target(store, target, user)
+    return explain.subject_for_user(store, user, overrides)
 
 
 @dataclass
@@ -166,6 +185,7 @@ def parse_users(option: str | None) -> list[str] | None:
 def build(
     store: "Store", *, users: list[str] | None = None, app_spec: str | None = None, live: bool = False,
     url: str | None = None, openapi: bool = False, params: Mapping[str, str] | None = None, unsafe: bool = False,
+    target: Any = None,
 ) -> MatrixResult:
     """The whole matrix: offline from the app's routes (observed too with ``live``/``url``),
     or, with ``openapi``, observed only from a foreign server's ``/openapi.json``."""
@@ -187,11 +207,11 @@ def build(
         spec = probe.send(probe.Request("GET", "/openapi.json"), url=url)
         if spec.status != 200:
             raise InvalidInput(f"{url}/openapi.json answered {spec.status}")
-        cells = observed_cells(store, openapi_routes(spec.body, params), users)
+        cells = observed_cells(store, openapi_routes(spec.body, params), users, target)
         skipped = attach_live(cells, url=url, unsafe=unsafe)
         return MatrixResult(users, cells, skipped)
     app = routes.load_app(app_spec)
-    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url))
+    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url), target=target)
     if url:
         skipped = attach_live(cells, url=url, unsafe=unsafe)
     elif live:
@@ -232,8 +252,10 @@ def _example(parameter: Mapping[str, Any]) -> str:
     return "1" if schema.get("type") in ("integer", "number") else "example"
 
 
-def observed_cells(store: "Store", routes_: list[Route], users: list[str]) -> list[Cell]:
-    return [Cell(route, user, None, token=_subject(store, user).token) for route in routes_ for user in users]
+def observed_cells(store: "Store", routes_: list[Route], users: list[str], target: Any = None) -> list[Cell]:
+    subjects = {user: _subject(store, user, None, target) for user in users}
+    return [Cell(route, user, None, token=subjects[user].token, credential=subjects[user].credential)
+            for route in routes_ for user in users]
 
 
 # --------------------------------------------------------------------------- live and expectations
@@ -244,7 +266,7 @@ def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, u
     from . import probe
 
     sendable = [c for c in cells if unsafe or c.route.method in ("GET", "HEAD", "OPTIONS")]
-    requests = [probe.Request(c.route.method, c.route.path, c.token) for c in sendable]
+    requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
     for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url)):
         cell.live = response
     return len(cells) - len(sendable)
@@ -302,7 +324,7 @@ def to_csv(cells: list[Cell]) -> str:
 
     buffer = io.StringIO()
     columns = ["method", "route", "path", "user", "requires", "unprotected", "decision", "live", "agrees",
-               "expected", "meets_expectation", "outcome"]
+               "expected", "meets_expectation", "outcome", "undecided"]
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for cell in cells:
@@ -315,8 +337,9 @@ def to_junit(cells: list[Cell]) -> str:
     from xml.sax.saxutils import quoteattr
 
     failures = sum(cell.failed for cell in cells)
+    skipped = sum(1 for cell in cells if not cell.failed and cell.outcome == "undecided")
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuite name="authctl matrix" tests="{len(cells)}" failures="{failures}" errors="0" skipped="0">']
+             f'<testsuite name="authctl matrix" tests="{len(cells)}" failures="{failures}" errors="0" skipped="{skipped}">']
     for cell in cells:
         name = quoteattr(f"{cell.route.method} {cell.route.path} as {cell.user}")
         classname = quoteattr(f"{cell.route.method} {cell.route.template}")
@@ -327,6 +350,8 @@ def to_junit(cells: list[Cell]) -> str:
         elif cell.meets_expectation is False:
             message = f"expected {cell.expected}, got {cell.outcome}"
             lines.append(f"    <failure message={quoteattr(message)} type=\"expectation\"/>")
+        elif cell.outcome == "undecided":
+            lines.append(f"    <skipped message={quoteattr(f'undecided offline: {cell.undecided} decides in code')}/>")
         lines.append("  </testcase>")
     lines.append("</testsuite>")
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ class Request:
     method: str
     path: str
     token: str | None = None
+    credential: Any = field(default=None, repr=False)  # a targets.Credential: sent instead of the bearer token
 
 
 @dataclass
@@ -122,20 +123,54 @@ async def _send_all(requests: Sequence[Request], *, url: str | None, app: Any, t
         client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
     target = url or "the app"
     responses = []
+    logins: dict[Any, Any] = {}
     async with client:
         for request in requests:
             check_path(request.path)
             headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
+            params: dict[str, str] = {}
+            cookies: dict[str, str] = {}
+            if request.credential is not None:
+                credential = await _logged_in(client, request.credential, logins, target)
+                headers, params, cookies = dict(credential.headers), dict(credential.query), dict(credential.cookies)
             try:
-                raw = await client.request(request.method, request.path, headers=headers)
+                raw = await client.request(request.method, request.path, headers=headers, params=params or None,
+                                           cookies=cookies or None)
             except httpx.ConnectError:
                 raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
             except httpx.TimeoutException:
                 raise AuthctlError(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
             except httpx.HTTPError as exc:
                 raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
-            responses.append(_response(raw, sent_credentials=bool(request.token)))
+            sent = bool(request.token) or (request.credential is not None and bool(headers or params or cookies))
+            responses.append(_response(raw, sent_credentials=sent))
     return responses
+
+
+async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], target: str) -> Any:
+    """A target's credential ready to send: its password login performed first (once per user and run)."""
+    import httpx
+
+    login = credential.login
+    if login is None:
+        return credential
+    key = (login.token_url, login.username)
+    if key not in logins:
+        check_path(login.token_url)
+        try:
+            raw = await client.post(login.token_url, data={"username": login.username, "password": login.password})
+        except httpx.HTTPError as exc:
+            raise AuthctlError(f"login as {login.username} at {login.token_url} on {target} failed: {type(exc).__name__}") from None
+        try:
+            body = raw.json()
+        except ValueError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if raw.status_code != 200 or not isinstance(token, str) or not token:
+            raise AuthctlError(f"login as {login.username} at {login.token_url} answered {raw.status_code}"
+                               + ("" if raw.status_code != 200 else " without an access_token"))
+        logins[key] = login.credential_for(token, credential.label)
+    return logins[key]
 
 
 def send_all(requests: Sequence[Request], *, url: str | None = None, app: Any = None, timeout: float = 10.0) -> list[Response]:

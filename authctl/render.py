@@ -424,13 +424,17 @@ def route_json(info: Any) -> dict[str, Any]:
 
 def routes_table(infos: Iterable[Any]) -> None:
     """Method, path and what each route requires; routes with no requirement flagged."""
-    styles = {"public": "green", "authenticated": "cyan", "permission": "", "unprotected?": "bold yellow"}
+    styles = {"public": "green", "authenticated": "cyan", "scopes": "cyan", "guarded": "magenta", "permission": "",
+              "open": "bold yellow"}
     table = _table("method", "path", "requires", "kind", "name")
     for info in infos:
         kind = info.kind
+        requires = text(info.describe(), styles.get(kind, ""))
+        if info.flag:
+            requires.append(f" — {info.flag}", style="yellow")
         table.add_row(
-            text(info.method), text(info.path), text(info.describe(), styles.get(kind, "")),
-            text(kind, styles.get(kind, "dim") or "dim"), text(info.name or "", "dim"),
+            text(info.method), text(info.path), requires,
+            text(kind + ("?" if kind == "open" else ""), styles.get(kind, "dim") or "dim"), text(info.name or "", "dim"),
         )
     out().print(table)
 
@@ -462,6 +466,10 @@ def check_report(data: dict[str, Any]) -> None:
         f"  →  route {route['method']} {route['path']}" + (f" ({params})" if params else ""), "dim"
     )
     tree = Tree(title)
+    if data.get("native") is not None:
+        _native_report(tree, data)
+        out().print(tree)
+        return
     phase1 = tree.add(text("1  Authentication — who are you?", "bold cyan"))
     subject = authn["subject"]
     if subject["kind"] == "user":
@@ -517,6 +525,46 @@ def check_report(data: dict[str, Any]) -> None:
     out().print(tree)
 
 
+def _native_report(tree: Any, data: dict[str, Any]) -> None:
+    """The trace of a route with the app's own security: schemes, credential, scopes, guards."""
+    native, verdict, subject = data["native"], data["verdict"], data["authentication"]["subject"]
+    steps = native["steps"]
+    phase1 = tree.add(text("1  Authentication — who are you?", "bold cyan"))
+    phase1.add(_mark(None, subject["label"], f"target {native['target']}" if native["target"] else "no target"))
+    for step in steps:
+        if not step["name"].startswith(("scope", "guard")):
+            phase1.add(_mark(step["ok"], step["name"], step["detail"]))
+    phase2 = tree.add(text("2  Authorization — what may you do?", "bold cyan"))
+    phase2.add(text("requirement: ", "dim") + text(data["route"]["requires"], "bold"))
+    for step in steps:
+        if step["name"].startswith(("scope", "guard")):
+            phase2.add(_mark(step["ok"], step["name"], step["detail"]))
+    status = verdict["status"]
+    if verdict["undecided"]:
+        label, style = "UNDECIDED OFFLINE", "bold magenta"
+    else:
+        label = {200: "ALLOWED (200-class)", 401: "401 UNAUTHENTICATED", 403: "403 FORBIDDEN"}.get(status, str(status))
+        style = _VERDICT_STYLE.get(status, "bold")
+    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, style))
+    phase3.add(text(verdict["reason"]))
+    if native["fastapi_note"]:
+        phase3.add(text(f"⚠ {native['fastapi_note']}", "yellow"))
+    if verdict["hint"]:
+        phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
+    live = data.get("live")
+    if live:
+        agree = live["agrees"]
+        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}")
+        if agree is None:
+            line.append("  (the real answer: offline could not decide)", style="magenta")
+        else:
+            line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision",
+                        style="green" if agree else "bold red")
+        phase3.add(line)
+        for problem in live["lints"]:
+            phase3.add(text(f"⚠ {problem}", "yellow"))
+
+
 # --------------------------------------------------------------------------- matrix, probe
 
 
@@ -524,7 +572,9 @@ _CELL_STYLE = {"allow": "green", "401": "yellow", "403": "red"}
 
 
 def _cell_text(cell: Any) -> Any:
-    if cell.decision is None:  # observed only
+    if getattr(cell, "undecided", None) and cell.live is None:
+        shown = text("?", "bold magenta")
+    elif cell.decision is None or getattr(cell, "undecided", None):  # observed only
         status = cell.live_status
         shown = text("—" if status is None else str(status), _CELL_STYLE.get(cell.outcome, ""))
     else:

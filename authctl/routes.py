@@ -435,8 +435,10 @@ _MAX_DEPTH = 64
 _LEGACY_403_CLASSES = ("HTTPBearer", "HTTPDigest", "HTTPBase", "APIKeyHeader", "APIKeyQuery", "APIKeyCookie",
                        "OAuth2", "OpenIdConnect")
 # A dependency above a scheme whose name says it decides access (not who the caller is) is a guard.
-_GUARD_WORDS = re.compile(r"superuser|admin|staff|role|permission|perm_|owner|require|guard|allow|can_|only|scope|is_",
-                          re.IGNORECASE)
+_GUARD_WORDS = frozenset({
+    "superuser", "admin", "staff", "role", "roles", "permission", "permissions", "perm", "perms", "require",
+    "requires", "required", "guard", "allow", "allowed", "only", "scope", "scopes", "can", "is", "has", "privileged",
+})
 _CREDENTIAL_PARAM = re.compile(r"auth|token|api[-_]?key|session|secret", re.IGNORECASE)
 
 
@@ -564,8 +566,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 def _scheme_of(obj: Any, scopes: tuple[str, ...]) -> Scheme:
-    from fastapi.security import (APIKeyCookie, APIKeyHeader, APIKeyQuery, HTTPBase, OAuth2, OAuth2PasswordBearer,
-                                  OpenIdConnect)
+    from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery, OAuth2, OAuth2PasswordBearer, OpenIdConnect
+    from fastapi.security.http import HTTPBase
 
     cls = type(obj)
     known = next((base for base in cls.__mro__ if (base.__module__ or "").startswith("fastapi.security")), cls)
@@ -594,6 +596,12 @@ def _scheme_of(obj: Any, scopes: tuple[str, ...]) -> Scheme:
         return Scheme(name, known.__name__, "openIdConnect", "header", "Authorization", auto_error, scopes=scopes,
                       custom=custom)
     return Scheme(name, cls.__name__, "custom", "header", "Authorization", auto_error, scopes=scopes, custom=True)
+
+
+def _is_guard_name(name: str) -> bool:
+    """``get_current_active_superuser``, ``require_admin``, ``staff_member``: names that decide access."""
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if w]
+    return any(w in _GUARD_WORDS or w.startswith(("superuser", "admin")) for w in words)
 
 
 def _unwrap(call: Any) -> Any:
@@ -667,7 +675,7 @@ def _read_native(route: Any) -> Native:
                 guards.setdefault(name, Guard(name, module, "guard"))
                 found = True
             elif below:
-                if _GUARD_WORDS.search(name):
+                if _is_guard_name(name):
                     guards.setdefault(name, Guard(name, module, "guard"))
                 else:
                     loaders.setdefault(name, Guard(name, module, "identity"))

@@ -17,16 +17,20 @@ TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use
 Anonymous = Annotated[bool, typer.Option("--anonymous", help="Send no token at all.")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server, e.g. http://127.0.0.1:8000.")]
 Unsafe = Annotated[bool, typer.Option("--unsafe", help="Allow methods other than GET/HEAD/OPTIONS to be sent live.")]
+TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Speak this target's credentials (authctl target add): for an app with its own security.", show_default=False)]
 
 
-def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool, overrides=None):  # store: None unless --as
-    """Exactly one of --as, --token, --anonymous; ``overrides``: the app's own settings, for minting."""
+def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool, overrides=None, target=None):  # store: None unless --as
+    """Exactly one of --as, --token, --anonymous; ``overrides``: the app's own settings, for minting;
+    ``target``: a ``targets.Target`` whose credentials the request speaks."""
     from .. import explain
 
     chosen = [flag for flag, given in (("--as", as_user), ("--token", token), ("--anonymous", anonymous)) if given]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --as USER, --token TOKEN|- or --anonymous")
     if as_user:
+        if target is not None:
+            return explain.subject_for_target(store, target, as_user)
         return explain.subject_for_user(store, as_user, overrides)
     if token is not None:
         from .tokens import read_token
@@ -34,8 +38,22 @@ def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous:
         text = read_token(token)
         if isinstance(text, bytes):
             raise InvalidInput("the token is not UTF-8 text")
+        if target is not None:
+            return explain.subject_for_target_token(target, text)
         return explain.subject_for_token(text)
     return explain.ANONYMOUS
+
+
+def load_target(store, name: Optional[str]):
+    if name is None:
+        return None
+    from .. import targets
+
+    return targets.get(store, name)
+
+
+def _sends(subject) -> bool:
+    return subject.token is not None or subject.credential is not None
 
 
 def check(
@@ -48,12 +66,15 @@ def check(
     live: Annotated[bool, typer.Option("--live", help="Also run the request in-process on a snapshot copy of the database.")] = False,
     url: UrlOpt = None,
     unsafe: Unsafe = False,
+    target_name: TargetOpt = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Explain, step by step, whether METHOD PATH is allowed, a 401 or a 403, and why.
 
     Exit 0 allowed, 3 unauthenticated (401), 4 forbidden (403), 5 no such route,
-    6 the live answer disagrees with the offline decision.
+    6 the live answer disagrees with the offline decision. On a route whose own
+    code (a guard) decides, offline is undecided: exit 1 unless --live/--url
+    gives the answer.
     """
     from .. import explain, routes
 
@@ -65,13 +86,14 @@ def check(
         raise typer.BadParameter("choose one of --live and --url")
     with state.open_store() as store:
         app = routes.load_app(app_spec)
-        subject = pick_subject(store, as_user, token, anonymous, explain.app_overrides(app))
+        target = load_target(store, target_name)
+        subject = pick_subject(store, as_user, token, anonymous, explain.app_overrides(app), target)
         result = explain.check(store, app, method, path, subject)
         if url:
             from .. import probe
 
             explain.require_safe_method(method, unsafe)
-            probe.check_transport(url, sends_token=subject.token is not None, insecure_transport=False)
+            probe.check_transport(url, sends_token=_sends(subject), insecure_transport=False)
             explain.attach_live([result], url=url, source=url)
         elif live:
             with explain.snapshot_app(store, app_spec) as snapshot:
@@ -81,6 +103,8 @@ def check(
         render.emit_json(data)
     else:
         render.check_report(data)
+    if result.undecided and result.live is None:
+        render.note(f"undecided offline: {result.undecided} decides in code; --live or --url gives the answer")
     raise typer.Exit(result.exit_code)
 
 
@@ -95,6 +119,7 @@ def probe(
     insecure_transport: Annotated[bool, typer.Option("--insecure-transport", help="Allow a bearer token over plain HTTP to another host.")] = False,
     unsafe: Unsafe = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, max=300, help="Seconds per request.")] = 10.0,
+    target_name: TargetOpt = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Ask a running server who this request is (/whoami), then send METHOD PATH and classify the answer.
@@ -111,16 +136,17 @@ def probe(
         except InvalidInput as exc:
             raise typer.BadParameter(str(exc), param_hint="METHOD") from None
         explain.require_safe_method(method, unsafe)
-    if as_user is not None:
+    if as_user is not None or target_name is not None:
         with state.open_store() as store:
-            subject = pick_subject(store, as_user, token, anonymous)
+            target = load_target(store, target_name)
+            subject = pick_subject(store, as_user, token, anonymous or (as_user is None and token is None), target=target)
     else:
         subject = pick_subject(None, None, token, anonymous or token is None)
     assert url is not None
-    live.check_transport(url, sends_token=subject.token is not None, insecure_transport=insecure_transport)
-    requests = [live.Request("GET", whoami_path, subject.token)]
+    live.check_transport(url, sends_token=_sends(subject), insecure_transport=insecure_transport)
+    requests = [live.Request("GET", whoami_path, subject.token, subject.credential)]
     if method is not None and path is not None:
-        requests.append(live.Request(method, path, subject.token))
+        requests.append(live.Request(method, path, subject.token, subject.credential))
     responses = live.send_all(requests, url=url, timeout=timeout)
     whoami, response = responses[0], (responses[1] if len(responses) > 1 else None)
     final = response or whoami
@@ -144,6 +170,7 @@ def matrix(
     params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable).")] = None,
     expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6.")] = None,
     unsafe: Unsafe = False,
+    target_name: TargetOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or junit.")] = "table",
     json_output: JsonFlag = False,
 ) -> None:
@@ -164,7 +191,7 @@ def matrix(
     with state.open_store() as store:
         result = grid.build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
-            params=grid.parse_params(params or []), unsafe=unsafe,
+            params=grid.parse_params(params or []), unsafe=unsafe, target=load_target(store, target_name),
         )
     cells, users, skipped = result.cells, result.users, result.skipped
     unknown = grid.apply_expectations(cells, expectations) if expectations else []
@@ -183,7 +210,10 @@ def matrix(
 def _matrix_notes(cells, skipped: int, unknown: list[str]) -> None:
     unprotected = sorted({f"{c.route.method} {c.route.template}" for c in cells if c.route.unprotected})
     for route in unprotected:
-        render.warn(f"unprotected? {route} has no authctl requirement and is not marked public")
+        render.warn(f"open? {route}: nothing reads credentials, and it looks like a mistake")
+    undecided = [c for c in cells if c.undecided and c.live is None]
+    if undecided:
+        render.note(f"{len(undecided)} cell(s) undecided offline (a guard decides in code): add --live or --url")
     if skipped:
         render.note(f"{skipped} cells with mutating methods were not sent live: add --unsafe")
     for entry in unknown:
