@@ -796,7 +796,7 @@ def decide(
         return decide_native(info, token, credential)
     if not info.requirements:
         decision = policy.decide(store, token, PUBLIC, path_params, explain=explain, now=now, overrides=overrides)
-        decision.reason = (
+        decision.reason = "public by design: the scheme's login route (its tokenUrl)" if info.login else (
             "nothing reads credentials on this route (no authctl requirement, no fastapi.security scheme): "
             "the server does not check" + (f" — looks like a mistake: {info.flag}" if info.flag else "")
         )

@@ -10,6 +10,7 @@ credentials, for ``check``, ``probe`` and ``matrix`` (``--target NAME``):
 - or the app's own OAuth2 password login (its tokenUrl), with each user's
   password read from a private file or stdin;
 - or HTTP Basic with those passwords;
+- or each user's fixed secret (an API key), read the same way;
 
 and how to send the token: ``Authorization: Bearer``, another scheme word
 (``Token``), or an API-key header, query parameter or cookie.
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from .keys import KeyRing
     from .store import Store
 
-MODES = ("token", "login", "basic")
+MODES = ("token", "login", "basic", "static")
 SEND_KINDS = ("bearer", "scheme", "header", "query", "cookie")
 SCOPE_CLAIMS = ("scope", "scopes", "permissions")
 DEFAULT_TTL = 900
@@ -233,7 +234,7 @@ def add(
         secret["key"] = base64.b64encode(material).decode("ascii")
     else:
         if not passwords:
-            raise InvalidInput(f"a {mode} target needs each user's password: --passwords-file FILE or --passwords-stdin")
+            raise InvalidInput(f"a {mode} target needs each user's password or key: --passwords-file FILE or --passwords-stdin")
         if mode == "login":
             if not token_url or not token_url.startswith("/") or token_url.startswith("//"):
                 raise InvalidInput("--login takes the app's token path, e.g. /token")
@@ -289,16 +290,19 @@ def credential(store: "Store", target: Target, username: str) -> Credential:
     user = store.get_user(username)
     label = f"target {target.name} as {user.username}"
     passwords = target.secret.get("passwords", {})
-    if target.mode in ("login", "basic"):
+    if target.mode in ("login", "basic", "static"):
         password = passwords.get(user.username)
         if password is None:
-            raise InvalidInput(f"target {target.name!r} has no password for {user.username!r}")
+            raise InvalidInput(f"target {target.name!r} has no password or key for {user.username!r}")
+        if target.mode == "static":
+            return _sent(target.config["send"], target.config.get("send_param"), password, label, scopes=None)
         if target.mode == "basic":
             encoded = base64.b64encode(f"{user.username}:{password}".encode("utf-8")).decode("ascii")
             return Credential(label, headers={"Authorization": f"Basic {encoded}"})
         login = Login(target.config["token_url"], user.username, password, target.config["send"],
                       target.config.get("send_param"))
-        return Credential(label, login=login)
+        shape = login.credential_for("(the token the login returns)", label)  # offline: where the token will go
+        return Credential(label, shape.headers, shape.query, shape.cookies, login=login)
     token, scopes = mint(store, target, user.username)
     return _sent(target.config["send"], target.config.get("send_param"), token, label, scopes=scopes)
 

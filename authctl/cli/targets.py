@@ -31,21 +31,22 @@ def add(
     ttl: Annotated[str, typer.Option("--ttl", help="Token lifetime: 15m, 1h, ...")] = "15m",
     login: Annotated[Optional[str], typer.Option("--login", help="Log in through the app's own OAuth2 password endpoint, e.g. /token.", show_default=False)] = None,
     basic: Annotated[bool, typer.Option("--basic", help="Send HTTP Basic with each user's password.")] = False,
-    passwords_file: Annotated[Optional[str], typer.Option("--passwords-file", help="username:password lines, for --login/--basic (the file must be private).", show_default=False)] = None,
+    static: Annotated[bool, typer.Option("--static", help="Send each user's fixed secret (an API key) from the passwords file, the --send way.")] = False,
+    passwords_file: Annotated[Optional[str], typer.Option("--passwords-file", help="username:password (or username:key) lines, for --login/--basic/--static (the file must be private).", show_default=False)] = None,
     passwords_stdin: Annotated[bool, typer.Option("--passwords-stdin", help="Read username:password lines from stdin.")] = False,
     send: Annotated[str, typer.Option("--send", help="How to send the token: bearer, scheme:WORD (e.g. scheme:Token), header:NAME, query:NAME, cookie:NAME.")] = "bearer",
     json_output: JsonFlag = False,
 ) -> None:
-    """Describe how to authenticate to an app: a token template, its own login, or HTTP Basic."""
+    """Describe how to authenticate to an app: a token template, its own login, HTTP Basic, or fixed keys."""
     from .. import config, targets, tokens
 
-    if login and basic:
-        raise InvalidInput("choose one of --login and --basic")
-    mode = "login" if login else "basic" if basic else "token"
+    if sum(bool(x) for x in (login, basic, static)) > 1:
+        raise InvalidInput("choose one of --login, --basic and --static")
+    mode = "login" if login else "basic" if basic else "static" if static else "token"
     if mode == "token" and (passwords_file or passwords_stdin):
-        raise InvalidInput("passwords go with --login or --basic")
+        raise InvalidInput("passwords go with --login, --basic or --static")
     if mode != "token" and (key_file or key_stdin):
-        raise InvalidInput("a signing key goes with a token template, not with --login/--basic")
+        raise InvalidInput("a signing key goes with a token template, not with --login/--basic/--static")
     if key_file and key_stdin or passwords_file and passwords_stdin:
         raise InvalidInput("read each secret from one place: a file or stdin")
     key = None
