@@ -148,7 +148,7 @@ def offline_cells(
     minted = {} if token_per_cell else {user: _subject(store, user, overrides, target) for user in users}
     cells = []
     for route, info in app_routes(app, params):
-        _, path_params = routes.match(app, route.method, route.path)
+        path_params = routes.path_params(app, info, route.path)
         for user in users:
             subject = _subject(store, user, overrides, target) if token_per_cell else minted[user]
             decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,

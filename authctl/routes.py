@@ -354,6 +354,25 @@ def match(app: Any, method: str, path: str) -> tuple[RouteInfo, dict[str, Any]]:
     raise RouteNotFound(f"no route matches {method} {raw_path} (404)")
 
 
+def path_params(app: Any, info: RouteInfo, path: str) -> dict[str, Any]:
+    """The converted path parameters of ``path`` on the route ``info`` describes.
+
+    Asks that route alone (one regex, not the whole router: a matrix over 1,000
+    routes would otherwise match every route against every other); a path the
+    route does not take falls back to ``match``.
+    """
+    from starlette.routing import Match
+
+    route = info.route
+    own = _attr(route, "path_format") or _attr(route, "path") or ""
+    prefix = info.path[: len(info.path) - len(own)] if own and info.path.endswith(own) else None
+    if prefix is not None and path.startswith(prefix) and hasattr(route, "matches"):
+        result, child = route.matches(_scope(info.method, path[len(prefix):] or "/"))
+        if result == Match.FULL:
+            return dict(child.get("path_params", {}))
+    return match(app, info.method, path)[1]
+
+
 def _scope(method: str, path: str) -> dict[str, Any]:
     return {
         "type": "http", "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
@@ -747,11 +766,17 @@ def _flag_open_routes(infos: list["RouteInfo"]) -> list["RouteInfo"]:
     import dataclasses
 
     token_urls = {s.token_url.strip("/") for i in infos if i.native for s in i.native.schemes if s.token_url}
-    groups: dict[str, list[RouteInfo]] = {}
+
+    def protected(info: RouteInfo) -> bool:
+        return bool(info.requirements and info.requirement != PUBLIC or (info.native and info.native.reads_credentials))
+
+    groups: dict[str, list[int]] = {}  # first segment -> [routes, protected routes]
     for info in infos:
         segment = _first_segment(info.path)
         if segment is not None and info.method not in ("HEAD", "OPTIONS", "*"):
-            groups.setdefault(segment, []).append(info)
+            counts = groups.setdefault(segment, [0, 0])
+            counts[0] += 1
+            counts[1] += protected(info)
     result = []
     for info in infos:
         if info.requirements or (info.native and info.native.reads_credentials) or _is_docs_route(info.route):
@@ -766,9 +791,8 @@ def _flag_open_routes(infos: list["RouteInfo"]) -> list["RouteInfo"]:
         segment = _first_segment(info.path)
         if segment is not None and segment.lower() in SUSPECT_PREFIXES:
             reasons.append(f"under /{segment}")
-        siblings = [o for o in groups.get(segment or "", []) if o is not info and (o.path, o.method) != (info.path, info.method)]
-        if siblings and all(o.requirements and o.requirement != PUBLIC or (o.native and o.native.reads_credentials)
-                            for o in siblings):
+        total, guarded = groups.get(segment or "", [0, 0])
+        if segment is not None and total > 1 and guarded == total - 1:  # every sibling but this one is protected
             reasons.append(f"every other route under /{segment} is protected")
         result.append(dataclasses.replace(info, flag="; ".join(reasons)) if reasons else info)
     return result
