@@ -185,6 +185,10 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
 
     requests = [probe.Request(r.method, r.path, r.subject.token, r.subject.credential) for r in results]
     for result, response in zip(results, probe.send_all(requests, app=app, url=url)):
+        response.lints += probe.context_lints(
+            response.status, anonymous=result.subject.kind == "anonymous", secured=result.route.is_native or None,
+            credential_valid=getattr(result.subject.credential, "valid", None),
+            missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())))
         result.live, result.live_source = response, source
 
 

@@ -47,6 +47,8 @@ class Cell:
     token: str | None = field(default=None, repr=False)
     credential: Any = field(default=None, repr=False)  # a target's credential, sent instead of the token
     undecided: str | None = None  # the code (a guard) that decides: offline has no answer
+    secured: bool | None = None  # the route reads credentials (None: not known)
+    missing_scopes: tuple[str, ...] = ()
 
     @property
     def decided(self) -> bool:
@@ -91,7 +93,7 @@ class Cell:
             "requires": self.route.requires, "unprotected": self.route.unprotected,
             "decision": self.decision, "live": self.live_status, "agrees": self.agrees,
             "expected": self.expected, "meets_expectation": self.meets_expectation, "outcome": self.outcome,
-            "undecided": self.undecided,
+            "undecided": self.undecided, "lints": [] if self.live is None else list(self.live.lints),
         }
 
 
@@ -154,7 +156,8 @@ def offline_cells(
             decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,
                                      credential=subject.credential)
             cells.append(Cell(route, user, decision.status, token=subject.token, credential=subject.credential,
-                              undecided=getattr(decision, "undecided", None)))
+                              undecided=getattr(decision, "undecided", None), secured=info.is_native or None,
+                              missing_scopes=tuple(getattr(decision, "missing_scopes", ()))))
     return cells
 
 
@@ -185,7 +188,7 @@ def parse_users(option: str | None) -> list[str] | None:
 def build(
     store: "Store", *, users: list[str] | None = None, app_spec: str | None = None, live: bool = False,
     url: str | None = None, openapi: bool = False, params: Mapping[str, str] | None = None, unsafe: bool = False,
-    target: Any = None,
+    target: Any = None, openapi_url: str | None = None,
 ) -> MatrixResult:
     """The whole matrix: offline from the app's routes (observed too with ``live``/``url``),
     or, with ``openapi``, observed only from a foreign server's ``/openapi.json``."""
@@ -204,10 +207,15 @@ def build(
     if openapi:
         if not url:
             raise InvalidInput("--openapi reads the routes of a running server: give --url")
-        spec = probe.send(probe.Request("GET", "/openapi.json"), url=url)
-        if spec.status != 200:
-            raise InvalidInput(f"{url}/openapi.json answered {spec.status}")
-        cells = observed_cells(store, openapi_routes(spec.body, params), users, target)
+        app = routes.load_app(app_spec) if app_spec else None  # only to learn where it serves its document
+        spec_path = openapi_url or getattr(app, "openapi_url", None) or "/openapi.json"
+        status, body = probe.fetch_document(spec_path, url=url)
+        if status != 200:
+            raise InvalidInput(f"{url}{spec_path} answered {status}; give --openapi-url PATH if it is served elsewhere")
+        from . import openapi as spec_reader
+
+        cells = spec_cells(store, spec_reader.operations(spec_reader.parse(body, f"{url}{spec_path}")),
+                           users, params, target)
         skipped = attach_live(cells, url=url, unsafe=unsafe)
         return MatrixResult(users, cells, skipped)
     app = routes.load_app(app_spec)
@@ -252,6 +260,39 @@ def _example(parameter: Mapping[str, Any]) -> str:
     return "1" if schema.get("type") in ("integer", "number") else "example"
 
 
+def spec_cells(store: "Store", operations: list[Any], users: list[str], params: Mapping[str, str],
+               target: Any = None) -> list[Cell]:
+    """Every user × operation of an OpenAPI document, decided from its declared security where it can be.
+
+    An operation that declares nothing is observed only; ``security: []`` is public;
+    a declared scheme is decided like the app's own scheme (401 without its
+    credential, 403 for a missing scope, undecided when the credential is not a target's).
+    """
+    from . import openapi as spec_reader
+    from . import routes
+    from .policy import PUBLIC
+
+    subjects = {user: _subject(store, user, None, target) for user in users}
+    cells = []
+    for operation in operations:
+        defaults = {p["name"]: spec_reader.sample(p) for p in operation.parameters if p.get("in") == "path"}
+        route = Route(operation.method, operation.path, fill_path(operation.path, params, defaults), operation.requires)
+        info = routes.RouteInfo(operation.method, operation.path, PUBLIC if operation.security == "public" else None,
+                                native=operation.native)
+        for user in users:
+            subject = subjects[user]
+            cell = Cell(route, user, None, token=subject.token, credential=subject.credential,
+                        secured=operation.security == "secured")
+            if operation.security == "public":
+                cell.decision = 200
+            elif info.is_native:
+                decision = routes.decide_native(info, subject.token, subject.credential)
+                cell.decision, cell.undecided = decision.status, decision.undecided
+                cell.missing_scopes = tuple(decision.missing_scopes)
+            cells.append(cell)
+    return cells
+
+
 def observed_cells(store: "Store", routes_: list[Route], users: list[str], target: Any = None) -> list[Cell]:
     subjects = {user: _subject(store, user, None, target) for user in users}
     return [Cell(route, user, None, token=subjects[user].token, credential=subjects[user].credential)
@@ -268,6 +309,9 @@ def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, u
     sendable = [c for c in cells if unsafe or c.route.method in ("GET", "HEAD", "OPTIONS")]
     requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
     for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url)):
+        response.lints += probe.context_lints(
+            response.status, anonymous=cell.user == ANONYMOUS, secured=cell.secured,
+            credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes)
         cell.live = response
     return len(cells) - len(sendable)
 
@@ -324,11 +368,13 @@ def to_csv(cells: list[Cell]) -> str:
 
     buffer = io.StringIO()
     columns = ["method", "route", "path", "user", "requires", "unprotected", "decision", "live", "agrees",
-               "expected", "meets_expectation", "outcome", "undecided"]
+               "expected", "meets_expectation", "outcome", "undecided", "lints"]
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for cell in cells:
-        writer.writerow({k: "" if v is None else v for k, v in cell.as_dict().items()})
+        row = cell.as_dict()
+        row["lints"] = "; ".join(row["lints"])
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buffer.getvalue()
 
 

@@ -180,3 +180,52 @@ def send_all(requests: Sequence[Request], *, url: str | None = None, app: Any = 
 
 def send(request: Request, **target: Any) -> Response:
     return send_all([request], **target)[0]
+
+
+def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, credential_valid: bool | None = None,
+                  missing_scopes: Sequence[str] = ()) -> list[str]:
+    """Status smells that need to know what was sent and what the route declares."""
+    problems = []
+    if anonymous and secured and 200 <= status < 400:
+        problems.append(f"{status} for an anonymous request on a route declared secured: nothing checks it")
+    if credential_valid is False and status == 403:
+        problems.append("403 for an expired or forged token: that is a 401 (authentication failed)")
+    if missing_scopes and status == 401:
+        problems.append(f"401 for a valid token lacking scope {' '.join(missing_scopes)}: that is a 403 "
+                        "(RFC 6750 insufficient_scope)")
+    return problems
+
+
+async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: float) -> tuple[int, bytes]:
+    import httpx
+
+    check_path(path)
+    if app is not None:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                   base_url="http://authctl.local", follow_redirects=False, timeout=timeout)
+    else:
+        client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
+    target = url or "the app"
+    chunks: list[bytes] = []
+    size = 0
+    async with client:
+        try:
+            async with client.stream("GET", path) as raw:
+                async for chunk in raw.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise InvalidInput(f"{path} on {target} is larger than {limit // (1024 * 1024)} MB")
+                    chunks.append(chunk)
+                return raw.status_code, b"".join(chunks)
+        except httpx.ConnectError:
+            raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
+        except httpx.TimeoutException:
+            raise AuthctlError(f"GET {path} on {target} timed out after {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+
+
+def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit: int = 10 * 1024 * 1024,
+                   timeout: float = 10.0) -> tuple[int, bytes]:
+    """(status, body) of one GET, read as a stream and refused past ``limit`` bytes (a document, not a request)."""
+    return asyncio.run(_fetch(path, url=url, app=app, limit=limit, timeout=timeout))

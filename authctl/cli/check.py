@@ -166,7 +166,8 @@ def matrix(
     app_spec: AppOption = None,
     live: Annotated[bool, typer.Option("--live", help="Also observe every cell in-process, on a snapshot copy of the database.")] = False,
     url: UrlOpt = None,
-    openapi: Annotated[bool, typer.Option("--openapi", help="With --url: routes from the server's /openapi.json (an app without authctl's integration); cells are observed only.")] = False,
+    openapi: Annotated[bool, typer.Option("--openapi", help="With --url: routes and their declared security from the server's OpenAPI document (an app authctl cannot import).")] = False,
+    openapi_url: Annotated[Optional[str], typer.Option("--openapi-url", help="Where the server serves its OpenAPI document (default: the --app's openapi_url, else /openapi.json).", show_default=False)] = None,
     params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable).")] = None,
     expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6.")] = None,
     unsafe: Unsafe = False,
@@ -187,11 +188,14 @@ def matrix(
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
         raise typer.BadParameter("--openapi needs --url")
+    if openapi_url and not openapi:
+        raise typer.BadParameter("--openapi-url goes with --openapi")
     expectations = grid.load_expectations(expect) if expect else None
     with state.open_store() as store:
         result = grid.build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
             params=grid.parse_params(params or []), unsafe=unsafe, target=load_target(store, target_name),
+            openapi_url=openapi_url,
         )
     cells, users, skipped = result.cells, result.users, result.skipped
     unknown = grid.apply_expectations(cells, expectations) if expectations else []
@@ -211,6 +215,12 @@ def _matrix_notes(cells, skipped: int, unknown: list[str]) -> None:
     unprotected = sorted({f"{c.route.method} {c.route.template}" for c in cells if c.route.unprotected})
     for route in unprotected:
         render.warn(f"open? {route}: nothing reads credentials, and it looks like a mistake")
+    lints: dict[str, list[str]] = {}
+    for cell in cells:
+        for problem in ([] if cell.live is None else cell.live.lints):
+            lints.setdefault(problem, []).append(f"{cell.route.method} {cell.route.template} as {cell.user}")
+    for problem, where in lints.items():
+        render.warn(f"{problem} ({where[0]}" + (f" and {len(where) - 1} more)" if len(where) > 1 else ")"))
     undecided = [c for c in cells if c.undecided and c.live is None]
     if undecided:
         render.note(f"{len(undecided)} cell(s) undecided offline (a guard decides in code): add --live or --url")
