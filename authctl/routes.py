@@ -777,6 +777,8 @@ def _flag_open_routes(infos: list["RouteInfo"]) -> list["RouteInfo"]:
             counts = groups.setdefault(segment, [0, 0])
             counts[0] += 1
             counts[1] += protected(info)
+    # an app built on authctl's integration marks its public routes (Depends(auth.public)): an unmarked one was forgotten
+    integrated = any(i.requirements and not _is_docs_route(i.route) for i in infos)
     result = []
     for info in infos:
         if info.requirements or (info.native and info.native.reads_credentials) or _is_docs_route(info.route):
@@ -786,6 +788,8 @@ def _flag_open_routes(infos: list["RouteInfo"]) -> list["RouteInfo"]:
             result.append(dataclasses.replace(info, login=True))
             continue
         reasons = []
+        if integrated and info.method not in ("HEAD", "OPTIONS", "*") and not info.path.endswith("/{path}"):
+            reasons.append("no authctl requirement and not marked public (Depends(auth.public))")
         if info.method in MUTATING_METHODS:
             reasons.append(f"a {info.method} that nothing protects")
         segment = _first_segment(info.path)
