@@ -234,3 +234,31 @@ def test_probe_speaks_the_target_basic_and_api_key(seeded, tmp_path):
     assert reports.status == 200 and reports.body == {"owner": "rahul"}
     data = probe.send_all([probe.Request("GET", "/data", None, rahul_key.credential)], app=apikey.app)[0]
     assert data.status == 200 and data.body == {"for": "rahul"}
+
+
+def test_readme_own_app_walkthrough_runs_as_written(cli, tmp_path):
+    """Every `$ authctl ...` line of the README's "Your own app, without changing it" runs, with the exit code it shows."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Your own app, without changing it", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```console", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    commands = [line[2:] for line in block.splitlines() if line.startswith("$ ")]
+    assert len(commands) >= 6
+    ran = 0
+    for command in commands:
+        if command.startswith("(umask 077; printf"):
+            secret = re.search(r"printf '([^']+)'", command).group(1)
+            private_file(tmp_path / "shop.key", secret)
+            continue
+        text, _, comment = command.partition("#")
+        expected = int(re.search(r"exit (\d+)", comment).group(1)) if "exit" in comment else 0
+        for part in text.split("&&"):
+            argv = shlex.split(part)
+            assert argv[0] == "authctl"
+            argv = [str(tmp_path / "shop.key") if a == "shop.key" else a for a in argv[1:]]
+            result = cli(*argv)
+            assert result.exit_code == (expected if part is text.split("&&")[-1] else 0), (argv, result.stderr)
+            ran += 1
+    assert ran >= 8
