@@ -478,7 +478,7 @@ def check_report(data: dict[str, Any]) -> None:
         phase1.add(_mark(None, "the given token"))
     if not authn["checked"]:
         phase1.add(_mark(None, "not needed: the route is public" if not verdict["unprotected"] else
-                         "not checked: the route has no authctl requirement"))
+                         "not checked: nothing reads credentials on this route"))
     elif subject["kind"] == "anonymous":
         phase1.add(_mark(False, "no bearer token", "the request carries no Authorization header"))
     else:
@@ -511,7 +511,7 @@ def check_report(data: dict[str, Any]) -> None:
     phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, _VERDICT_STYLE[status]))
     phase3.add(text(verdict["reason"]))
     if verdict["unprotected"]:
-        phase3.add(text("⚠ unprotected? this route has no authctl requirement and is not marked public", "bold yellow"))
+        phase3.add(text(f"⚠ unprotected? {route.get('flag') or 'nothing reads credentials here'}", "bold yellow"))
     if verdict["hint"]:
         phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
     live = data.get("live")

@@ -210,10 +210,13 @@ def _migration_4(db: Any) -> None:
 
 
 def _migration_targets(db: Any) -> None:
-    """Targets: how authctl authenticates to an app with its own security (secrets kept like key material)."""
+    """Targets: how authctl authenticates to an app with its own security (secrets kept like key material).
+
+    Idempotent: a file marked with an older schema version may already hold the table.
+    """
     db["targets"].create(
         {"name": str, "config": str, "secret": bytes, "created_at": str},
-        pk="name", not_null={"config", "secret"},
+        pk="name", not_null={"config", "secret"}, if_not_exists=True,
     )
 
 
