@@ -188,7 +188,8 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
         response.lints += probe.context_lints(
             response.status, anonymous=result.subject.kind == "anonymous", secured=result.route.is_native or None,
             credential_valid=getattr(result.subject.credential, "valid", None),
-            missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())))
+            missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())),
+            target_rejected=bool(getattr(result.subject.credential, "trusted", False)) and result.decision.status != 401)
         result.live, result.live_source = response, source
 
 

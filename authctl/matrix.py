@@ -311,7 +311,8 @@ def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, u
     for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url)):
         response.lints += probe.context_lints(
             response.status, anonymous=cell.user == ANONYMOUS, secured=cell.secured,
-            credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes)
+            credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes,
+            target_rejected=bool(getattr(cell.credential, "trusted", False)) and cell.decision not in (None, 401))
         cell.live = response
     return len(cells) - len(sendable)
 

@@ -183,9 +183,15 @@ def send(request: Request, **target: Any) -> Response:
 
 
 def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, credential_valid: bool | None = None,
-                  missing_scopes: Sequence[str] = ()) -> list[str]:
-    """Status smells that need to know what was sent and what the route declares."""
+                  missing_scopes: Sequence[str] = (), target_rejected: bool = False) -> list[str]:
+    """Status smells that need to know what was sent and what the route declares.
+
+    ``target_rejected``: a target's own credential, expected to authenticate, got this status.
+    """
     problems = []
+    if target_rejected and status == 401:
+        problems.append("401 for the target's own credential: its key, claims or passwords do not match the app "
+                        "(see `authctl target show`)")
     if anonymous and secured and 200 <= status < 400:
         problems.append(f"{status} for an anonymous request on a route declared secured: nothing checks it")
     if credential_valid is False and status == 403:

@@ -262,3 +262,28 @@ def test_readme_own_app_walkthrough_runs_as_written(cli, tmp_path):
             assert result.exit_code == (expected if part is text.split("&&")[-1] else 0), (argv, result.stderr)
             ran += 1
     assert ran >= 8
+
+
+def test_a_target_whose_key_does_not_match_the_app_is_a_mismatch_that_says_so(seeded, tmp_path):
+    other = private_file(tmp_path / "other.key", "another-secret-that-is-not-the-apps-0123456789")
+    assert seeded("target", "add", "wrong", "--key-file", other).exit_code == 0
+    code, data, _ = check(seeded, "GET", "/users/me", "--as", "rahul", "--target", "wrong", "--app", SHOP, "--live")
+    assert code == 6 and data["verdict"]["status"] == 200 and data["live"]["status"] == 401
+    assert any("do not match the app" in problem for problem in data["live"]["lints"])
+
+
+def test_probe_command_speaks_the_target(seeded, tmp_path):
+    from tests.nativeapps import basic
+    from tests.test_check import serving
+
+    lines = "".join(f"{name}:{user['password']}\n" for name, user in USERS.items())
+    assert seeded("target", "add", "reports", "--basic", "--passwords-stdin", input=lines).exit_code == 0
+    with serving(basic.app) as url:
+        result = seeded("probe", "GET", "/reports", "--as", "rahul", "--target", "reports", "--url", url,
+                        "--whoami-path", "/ping", "--json")
+        assert result.exit_code == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["request"]["status"] == 200 and data["request"]["body"] == {"owner": "rahul"}
+        anonymous = seeded("probe", "GET", "/reports", "--target", "reports", "--url", url, "--whoami-path", "/ping")
+        assert anonymous.exit_code == 3
+    assert USERS["rahul"]["password"] not in result.stdout + result.stderr
