@@ -590,3 +590,90 @@ def demo_report(result: Any, now: int, keep: str | None) -> None:
     if keep:
         kept = f"{keep.rstrip('/')}/authctl.db"
         note(f"demo database kept in {kept} (try: authctl --db {kept} serve)")
+
+
+# --------------------------------------------------------------------------- who-can, role graph
+
+
+def who_can_report(result: Any) -> None:
+    """The users the route allows, each with the role that grants it; then the roles; then who is refused."""
+    console = out()
+    console.print(text(f"{result.method} {result.path}", "bold"), text(f"(route {result.route.path}, requires {result.route.describe()})", "dim"))
+    console.print(text(f"anonymous: {result.anonymous.outcome.label}", "dim"))
+    allowed = result.allowed
+    if allowed:
+        table = _table("user", "via role", "reason", title=f"{len(allowed)} of {len(result.users)} users allowed")
+        for answer in allowed:
+            table.add_row(text(answer.username), text(", ".join(answer.via) or "–"), text(answer.reason))
+        console.print(table)
+    else:
+        console.print(text(f"no user is allowed ({len(result.users)} users)", "bold red"))
+    console.print(text("roles that allow it: " + (", ".join(result.roles) or "none"), "dim"))
+    refused: dict[str, int] = {}
+    for answer in result.users:
+        if answer.outcome.value != "allowed":
+            refused[answer.outcome.label] = refused.get(answer.outcome.label, 0) + 1
+    for label, count in refused.items():
+        console.print(text(f"refused ({label}): {count}", "dim"))
+
+
+def role_graph_json(roles: Iterable["Role"]) -> dict[str, Any]:
+    listed = list(roles)
+    return {
+        "roles": [{"name": r.name, "permissions": list(r.permissions), "inherits": list(r.inherits)} for r in listed],
+        "edges": [{"from": r.name, "to": parent, "kind": "inherits"} for r in listed for parent in r.inherits],
+    }
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def role_graph_mermaid(roles: Iterable["Role"]) -> str:
+    """A Mermaid flowchart: one node per role (its own permissions inside), an edge per inheritance."""
+    lines = ["flowchart TD"]
+    listed = list(roles)
+    for index, role in enumerate(listed):
+        label = "<br/>".join([f"<b>{role.name}</b>", *role.permissions])
+        lines.append(f"  r{index}[{_quoted(label)}]")
+    ids = {role.name: f"r{index}" for index, role in enumerate(listed)}
+    for role in listed:
+        for parent in role.inherits:
+            lines.append(f"  {ids[role.name]} -->|inherits| {ids[parent]}")
+    return "\n".join(lines)
+
+
+def role_graph_dot(roles: Iterable["Role"]) -> str:
+    """Graphviz DOT: one box per role (its own permissions under the name), an edge per inheritance."""
+    lines = ["digraph roles {", "  node [shape=box];"]
+    listed = list(roles)
+    for role in listed:
+        label = "\\n".join([role.name, *role.permissions]).replace('"', '\\"')
+        lines.append(f'  {_quoted(role.name)} [label="{label}"];')
+    for role in listed:
+        for parent in role.inherits:
+            lines.append(f'  {_quoted(role.name)} -> {_quoted(parent)} [label="inherits"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def role_graph_tree(roles: Iterable["Role"]) -> None:
+    """Each role that no other role inherits, with what it inherits below it."""
+    from rich.tree import Tree
+
+    listed = {role.name: role for role in roles}
+    inherited = {parent for role in listed.values() for parent in role.inherits}
+
+    def grow(node: Any, role: "Role", seen: frozenset[str]) -> None:
+        for permission in role.permissions:
+            node.add(text(permission, "green"))
+        for parent in role.inherits:
+            branch = node.add(text(f"inherits {parent}", "bold"))
+            if parent not in seen:
+                grow(branch, listed[parent], seen | {parent})
+
+    tree = Tree(text("roles", "bold"))
+    for role in listed.values():
+        if role.name not in inherited:
+            grow(tree.add(text(role.name, "bold cyan")), role, frozenset({role.name}))
+    out().print(tree)

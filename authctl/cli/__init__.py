@@ -100,10 +100,11 @@ def _register() -> None:
     app.add_typer(keys.app, name="key", help="Signing keys: list, rotate, retire, jwks, import.")
     app.add_typer(tokens.app, name="token", help="Tokens: issue, inspect, verify, revoke.")
     admin.register(app)
-    from . import check, serve
+    from . import check, serve, whocan
 
     serve.register(app)
     check.register(app)
+    whocan.register(app)
     make_lazy(app)  # commands are built when a run looks them up, not all at start-up
 
 
