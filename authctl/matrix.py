@@ -365,13 +365,8 @@ def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, u
 #: route ("METHOD /template") -> user as written -> expected outcome
 Expectations = dict[tuple[str, str], dict[str, Outcome]]
 
-_EXPECTED = {
-    "allow": Outcome.ALLOWED, "allowed": Outcome.ALLOWED, "200": Outcome.ALLOWED, "ok": Outcome.ALLOWED,
-    "401": Outcome.UNAUTHENTICATED, "unauthenticated": Outcome.UNAUTHENTICATED,
-    "403": Outcome.FORBIDDEN, "forbidden": Outcome.FORBIDDEN,
-    "404": Outcome.NO_ROUTE, "405": Outcome.NO_ROUTE, "no_route": Outcome.NO_ROUTE,
-    "client_error": Outcome.CLIENT_ERROR,
-}
+#: What an expectation may name: an outcome (by name or by an HTTP status), never one that cannot pass.
+_UNEXPECTABLE = (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR)
 
 
 def load_expectations(path: str) -> Expectations:
@@ -400,8 +395,13 @@ def load_expectations(path: str) -> Expectations:
 
 
 def _expectation(path: str, route: str, user: str, value: Any) -> Outcome:
-    outcome = _EXPECTED.get(str(value).strip().lower())
-    if outcome is None:
+    """``allow``/``ok``, an outcome name (``forbidden``) or a status (``403``: ``Outcome.of_status``)."""
+    text = str(value).strip().lower()
+    names = {outcome.value: outcome for outcome in Outcome}
+    if text in ("allow", "ok"):
+        return Outcome.ALLOWED
+    outcome = Outcome.of_status(int(text)) if text.isdigit() and len(text) == 3 else names.get(text)
+    if outcome is None or outcome in _UNEXPECTABLE:
         raise InvalidInput(
             f"{path}: {route} / {user}: expected allow, 401, 403, 404 or client_error, got {str(value)[:20]!r}"
         )

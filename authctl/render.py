@@ -493,7 +493,8 @@ def check_report(data: dict[str, Any]) -> None:
         if not agree and live["outcome"] == "no_route":
             phase3.add(text("⚠ a 404/405 live: the server has no such route (another app?), or the handler found no such record", "yellow"))
         elif not agree and live["outcome"] in ("client_error", "server_error"):
-            phase3.add(text("⚠ the handler did not answer with a verdict: authctl sends no request body or query", "yellow")
+            phase3.add(text("⚠ a 4xx that is not a 401/403: the handler or the validator refused the request, "
+                            "not the verdict checked offline (authctl sends no request body or query)", "yellow")
                        if live["outcome"] == "client_error" else text("⚠ the server failed (5xx): a crash is never an answer", "yellow"))
         for problem in live["lints"]:
             phase3.add(text(f"⚠ {problem}", "yellow"))
