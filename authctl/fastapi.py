@@ -515,12 +515,16 @@ def settings_overrides(app: Any) -> dict[str, Any]:
     return merged
 
 
-def rebind(app: Any, store: "Store") -> int:
-    """Point every ``Auth`` of ``app`` at ``store``; returns how many were rebound."""
+def rebind(app: Any, store: "Store") -> list["Auth"]:
+    """Point every ``Auth`` of ``app`` at ``store``; returns those now serving from it.
+
+    An empty list means nothing was rebound: the app does not run on ``store``, so a
+    caller must not treat a request to it as landing on that copy.
+    """
     auths = auth_objects(app)
     for auth in auths:
         auth.use_store(store)
-    return len(auths)
+    return [auth for auth in auths if auth._store is store]
 
 
 def whoami_view(store: "Store", identity: "Identity") -> dict[str, Any]:

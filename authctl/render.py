@@ -413,7 +413,10 @@ def routes_table(infos: Iterable[Any]) -> None:
 
 
 _MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("·", "dim")}
-_VERDICT_STYLE = {200: "bold green", 401: "bold yellow", 403: "bold red"}
+#: One style and one banner per ``policy.Outcome`` value: the decision, live answers and cells all use them.
+_OUTCOME_STYLE = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red", "no_route": "magenta",
+                  "client_error": "bold red", "server_error": "bold red", "not_sent": "dim", "error": "bold red"}
+_VERDICT_BANNER = {"allowed": "ALLOWED (200-class)", "unauthenticated": "401 UNAUTHENTICATED", "forbidden": "403 FORBIDDEN"}
 
 
 def _mark(ok: bool | None, label: str, detail: str = "") -> Any:
@@ -470,11 +473,11 @@ def check_report(data: dict[str, Any]) -> None:
         phase2.add(_mark(False, missing, "missing"))
     if authz["owner_match"]:
         phase2.add(_mark(True, "owner", "the path names the caller's own record"))
-    if verdict["status"] == 401:
+    outcome = verdict["outcome"]
+    if outcome == "unauthenticated":
         phase2.add(_mark(None, "not reached: authentication failed first"))
-    status = verdict["status"]
-    label = {200: "ALLOWED (200-class)", 401: "401 UNAUTHENTICATED", 403: "403 FORBIDDEN"}[status]
-    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, _VERDICT_STYLE[status]))
+    label = _VERDICT_BANNER.get(outcome, outcome.upper())
+    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
     phase3.add(text(verdict["reason"]))
     if verdict["unprotected"]:
         phase3.add(text("⚠ unprotected? this route has no authctl requirement and is not marked public", "bold yellow"))
@@ -483,9 +486,16 @@ def check_report(data: dict[str, Any]) -> None:
     live = data.get("live")
     if live:
         agree = live["agrees"]
-        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}")
+        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}",
+                                                                  _OUTCOME_STYLE.get(live["outcome"], ""))
         line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision", style="green" if agree else "bold red")
         phase3.add(line)
+        if not agree and live["outcome"] == "no_route":
+            phase3.add(text("⚠ a 404/405 live: the server has no such route (another app?), or the handler found no such record", "yellow"))
+        elif not agree and live["outcome"] in ("client_error", "server_error"):
+            phase3.add(text("⚠ a 4xx that is not a 401/403: the handler or the validator refused the request, "
+                            "not the verdict checked offline (authctl sends no request body or query)", "yellow")
+                       if live["outcome"] == "client_error" else text("⚠ the server failed (5xx): a crash is never an answer", "yellow"))
         for problem in live["lints"]:
             phase3.add(text(f"⚠ {problem}", "yellow"))
     out().print(tree)
@@ -494,20 +504,25 @@ def check_report(data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- matrix, probe
 
 
-_CELL_STYLE = {"allow": "green", "401": "yellow", "403": "red"}
-
-
 def _cell_text(cell: Any) -> Any:
+    """``200`` offline; ``200 ✓`` observed and agreeing; ``200 → 422 ✗`` when the server answered otherwise;
+    ``200 · not sent``; observed only: the live status, or ``not sent``."""
+    outcome = cell.outcome.value
     if cell.decision is None:  # observed only
-        status = cell.live_status
-        shown = text("—" if status is None else str(status), _CELL_STYLE.get(cell.outcome, ""))
+        shown = text("not sent" if cell.live is None else str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
     else:
-        shown = text(str(cell.decision), _CELL_STYLE.get(cell.outcome if cell.live is None else
-                                                           {200: "allow"}.get(cell.decision, str(cell.decision)), ""))
+        shown = text(str(cell.decision), _OUTCOME_STYLE.get(cell.decision_outcome.value, ""))
         if cell.live is not None:
-            shown.append(" ✓" if cell.agrees else f"≠{cell.live_status} ✗", style="green" if cell.agrees else "bold red")
+            if cell.agrees:
+                shown.append(" ✓", style="green")
+            elif cell.live_status == cell.decision:  # same status, no agreement: a 5xx
+                shown.append(" ✗", style="bold red")
+            else:
+                shown.append(f" → {cell.live_status} ✗", style="bold red")
+        elif cell.not_sent is not None:
+            shown.append(" · not sent", style="dim")
     if cell.meets_expectation is False:
-        shown.append(f" (expected {cell.expected})", style="bold red")
+        shown.append(f" (expected {cell.expected.value})", style="bold red")
     return shown
 
 
@@ -526,37 +541,75 @@ def matrix_table(cells: list[Any], users: list[str]) -> None:
     out().print(table)
 
 
-def probe_report(whoami: Any, response: Any, request: tuple[str, str] | None) -> None:
-    """The server's own view (/whoami), then the request's status, key headers and body."""
+def matrix_notes(result: Any) -> None:
+    """What a reader of the matrix must know: where it ran, what was not sent or left out, and what failed."""
+    cells = result.cells
+    if result.target:
+        note(f"live requests went to: {result.target}")
+    unprotected = sorted({c.route.key for c in cells if c.route.unprotected})
+    for route in unprotected:
+        warn(f"unprotected? {route} has no authctl requirement and is not marked public")
+    reasons: dict[str, int] = {}
+    for cell in cells:
+        if cell.not_sent is not None:
+            reasons[cell.not_sent] = reasons.get(cell.not_sent, 0) + 1
+    for reason, count in reasons.items():
+        note(f"{count} cell(s) not sent: {reason}")
+    for line in result.notes:
+        note(line)
+    gone = [c for c in cells if c.live is not None and c.live.outcome.value == "no_route" and c.decision is not None
+            and c.decision_outcome.value != "no_route"]
+    if gone:
+        warn(f"{len(gone)} cell(s) answered 404/405 live where the app's routes say the route exists: is the server "
+             "running that app (--app), or does the handler lack the record (--param)? For another app use --openapi")
+    mismatches = [c for c in cells if c.agrees is False]
+    unmet = [c for c in cells if c.meets_expectation is False]
+    if mismatches:
+        error(f"{len(mismatches)} cell(s) where the live server disagrees with the offline decision")
+    if unmet:
+        error(f"{len(unmet)} unmet expectation(s)" + (" (a cell that was not sent meets none)"
+                                                       if any(c.not_sent for c in unmet) else ""))
+    if result.without_expectation:
+        error(f"{len(result.without_expectation)} route(s) with no expectation (--strict): "
+              + ", ".join(result.without_expectation))
+
+
+def probe_report(result: Any) -> None:
+    """The server's own view (the identity endpoint, by the path called), then the request's
+    status, key headers and body; every byte from the server is escaped (``printable``)."""
     import json
 
     from rich.panel import Panel
 
-    status_style = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red"}
-    who = text(f"GET /whoami → {whoami.status} {whoami.outcome}\n", status_style.get(whoami.outcome, "bold"))
-    if whoami.status == 200 and isinstance(whoami.body, dict):
+    whoami, response = result.whoami, result.response
+    who = text(f"GET {result.whoami_path} → {whoami.status} {whoami.outcome.value}\n",
+               _OUTCOME_STYLE.get(whoami.outcome.value, "bold"))
+    if result.problem is None and whoami.status == 200 and isinstance(whoami.body, dict):
         body = whoami.body
         user = body.get("user") if isinstance(body.get("user"), dict) else body
-        who.append(f"user: {user.get('username', '?')}\n")
+        who.append(text(f"user: {user.get('username', '?')}\n"))
         roles = body.get("roles") or user.get("roles")
-        if roles is not None:
-            who.append(f"roles: {', '.join(r if isinstance(r, str) else r.get('role', '?') for r in roles) or 'none'}\n")
+        if isinstance(roles, list):
+            names = ", ".join(str(r) if not isinstance(r, dict) else str(r.get("role", "?")) for r in roles)
+            who.append(text(f"roles: {names or 'none'}\n"))
         permissions = body.get("permissions")
-        if permissions is not None:
-            who.append("permissions: " + (", ".join(p if isinstance(p, str) else p.get("permission", "?") for p in permissions) or "none"))
+        if isinstance(permissions, list):
+            names = ", ".join(str(p) if not isinstance(p, dict) else str(p.get("permission", "?")) for p in permissions)
+            who.append(text("permissions: " + (names or "none")))
     else:
-        who.append(json.dumps(whoami.body)[:300] if not isinstance(whoami.body, str) else whoami.body[:300])
+        who.append(text(whoami.body[:300] if isinstance(whoami.body, str) else json.dumps(whoami.body, ensure_ascii=False)[:300]))
     out().print(Panel(who, title="who the server thinks you are", title_align="left"))
     for problem in whoami.lints:
         warn(problem)
-    if response is None or request is None:
+    if response is None or result.request is None:
         return
-    lines = text(f"{request[0]} {request[1]} → {response.status} {response.outcome}\n",
-                 status_style.get(response.outcome, "bold"))
+    method, path = result.request
+    lines = text(f"{method} {path} → {response.status} {response.outcome.value}\n",
+                 _OUTCOME_STYLE.get(response.outcome.value, "bold"))
     for name, value in response.headers.items():
-        lines.append(f"{name}: {value}\n", style="dim")
+        lines.append(text(f"{name}: {value}\n", "dim"))
     body_text = response.body if isinstance(response.body, str) else json.dumps(response.body, ensure_ascii=False)
-    lines.append(body_text[:1000])
+    lines.append(text(body_text[:1000]))
     out().print(Panel(lines, title="the request", title_align="left"))
     for problem in response.lints:
         warn(problem)
