@@ -260,13 +260,17 @@ def load_expectations(path: str) -> dict[tuple[str, str], dict[str, str]]:
         raise InvalidInput(f"no such file: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path} is not valid TOML ({str(exc).splitlines()[0]})") from None
-    table = data.get("expect", data)
+    return expectations_from(data.get("expect", data), path)
+
+
+def expectations_from(table: Mapping[str, Any], source: str) -> dict[tuple[str, str], dict[str, str]]:
+    """An expectation table already read (a ``--expect`` file, a policy file's ``[expect]``)."""
     expectations: dict[tuple[str, str], dict[str, str]] = {}
     for route, users in table.items():
         method, _, template = route.partition(" ")
         if not template.startswith("/") or not isinstance(users, Mapping):
-            raise InvalidInput(f"{path}: {route[:60]!r} must be a table named \"METHOD /path\"")
-        expectations[(method.upper(), template)] = {user: _expectation(path, route, user, v) for user, v in users.items()}
+            raise InvalidInput(f"{source}: {route[:60]!r} must be a table named \"METHOD /path\"")
+        expectations[(method.upper(), template)] = {user: _expectation(source, route, user, v) for user, v in users.items()}
     return expectations
 
 
