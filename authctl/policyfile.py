@@ -335,6 +335,26 @@ class Change:
         return {"action": self.action, "kind": self.kind, "name": self.name, "item": self.item,
                 "before": self.before, "after": self.after}
 
+    def describe(self) -> str:
+        """One line for people: ``+ role admin grants students:delete``."""
+        sign = {"added": "+", "changed": "~", "removed": "-"}[self.action]
+        what, _, member = self.kind.partition(".")
+        if self.kind == "setting":
+            text = f"setting {self.name} = {self.after}" if self.action != "removed" else f"setting {self.name} (back to the default)"
+        elif self.kind == "expect":
+            text = f"expect {self.name} {self.item} = {self.after if self.action != 'removed' else self.before}"
+        elif self.kind == "user" and self.action == "added":
+            text = f"user {self.name} ({self.after})"
+        elif not member:
+            text = f"{what} {self.name}"
+        else:
+            word = {"permission": "grants", "inherits": "inherits", "role": "role", "password": "password",
+                    "status": "status", "description": "description"}[member]
+            text = f"{what} {self.name} {word} {self.item if self.item is not None else self.after}"
+        if self.action == "changed":
+            text += f" (was {self.before})"
+        return f"{sign} {text}"
+
 
 @dataclass
 class Plan:
@@ -372,6 +392,8 @@ def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool
         for permission in role.permissions:
             if wanted is None or permission not in wanted.permissions:
                 keep(Change("removed", "role.permission", name, permission))
+        if wanted is None:
+            keep(Change("removed", "role", name, before=role.description))
     for name in sorted(desired.roles):
         role, existing = desired.roles[name], current.roles.get(name)
         if existing is None:
