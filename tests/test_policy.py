@@ -258,3 +258,33 @@ def test_a_bad_file_is_one_line(initialized: Cli, tmp_path: Path) -> None:
         assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, (text, result.stderr)
     with pytest.raises(InvalidInput):
         policyfile.load(tmp_path / "missing.toml")
+
+
+CI_APP = '''
+from fastapi import Depends, FastAPI
+from authctl.fastapi import Auth
+
+auth = Auth()
+app = FastAPI()
+
+@app.delete("/student/{id}", dependencies=[Depends(auth.require("students:delete"))])
+def delete_student(id: int):
+    return {"deleted": id}
+
+@app.get("/debug/students")  # new, and nothing protects it
+def dump_students():
+    return []
+'''
+
+
+def test_policy_test_strict_fails_on_a_new_unprotected_route_of_your_app(cli: Cli, tmp_path: Path) -> None:
+    """The CI job of docs/ci.md: the file covers DELETE /student/{id}; a new open route fails the run."""
+    (tmp_path / "ci_fixture_app.py").write_text(CI_APP)
+    path = write(tmp_path, ARTICLE)
+    unsent = cli("policy", "test", str(path), "--app", "ci_fixture_app:app", "--live")
+    assert unsent.exit_code == 6 and "expected 403, not sent" in unsent.stdout  # never a pass without a request
+    assert cli("policy", "test", str(path), "--app", "ci_fixture_app:app", "--live", "--unsafe").exit_code == 0
+    strict = cli("policy", "test", str(path), "--app", "ci_fixture_app:app", "--strict", "--format", "junit")
+    assert strict.exit_code == 6
+    assert 'name="GET /debug/students: has an expectation"' in strict.stdout
+    assert "GET /debug/students (unprotected?) has no expectation" in strict.stdout

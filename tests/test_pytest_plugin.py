@@ -151,3 +151,29 @@ def test_the_entry_point_names_the_plugin_module() -> None:
 
     pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
     assert pyproject["project"]["entry-points"]["pytest11"] == {"authctl.pytest_plugin": "authctl.pytest_plugin"}
+
+
+def test_the_readme_test_file_works_as_it_stands(pytester: pytest.Pytester, tmp_path) -> None:
+    """The README's pytest.ini and test file, with a policy.toml exported by `authctl policy export`."""
+    import re
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from authctl.cli import app
+    from authctl.store import Store
+    from tests.apphelpers import add_article_users
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### The pytest plugin"):]
+    ini = re.search(r"```ini\n(.*?)```", section, re.S).group(1)
+    test_file = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(test_file.strip().splitlines()) <= 12
+    with Store.create(tmp_path / "auth.db") as store:
+        add_article_users(store)
+    exported = CliRunner().invoke(app, ["--db", str(tmp_path / "auth.db"), "policy", "export"])
+    assert exported.exit_code == 0
+    pytester.makefile(".toml", policy=exported.stdout)
+    pytester.makeini(ini)
+    pytester.makepyfile(test_authz=test_file)
+    pytester.runpytest("-p", "authctl.pytest_plugin", "-p", "no:cacheprovider").assert_outcomes(passed=2)
