@@ -212,7 +212,8 @@ def _migration_4(db: Any) -> None:
 def _migration_5(db: Any) -> None:
     """Expectation tables of the policy file (``authctl policy``): route x user -> expected outcome."""
     db["expectations"].create(
-        {"route": str, "username": str, "expected": str}, pk=("route", "username"), not_null={"expected"}
+        {"route": str, "username": str, "expected": str}, pk=("route", "username"), not_null={"expected"},
+        if_not_exists=True,
     )
 
 
