@@ -164,10 +164,11 @@ class Auth:
 
         return tokens.current_settings(self.store, self._overrides or None)
 
-    def use_store(self, store: "Store") -> None:
-        """Serve from another open database from the next request on (``check --live`` snapshots)."""
+    def use_store(self, store: "Store | None") -> None:
+        """Serve from another open database from the next request on (``check --live`` snapshots);
+        ``None`` goes back to this object's own database."""
         self.close()
-        self._store, self._owns_store = store, False
+        self._store, self._owns_store = store, store is None
 
     # ------------------------------------------------------------------ dependencies
 

@@ -381,17 +381,26 @@ def load_expectations(path: str) -> Expectations:
         raise InvalidInput(f"{path} is not valid TOML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    table = data.get("expect", data)
+    return expectations_from(data.get("expect", data), path)
+
+
+def expectations_from(table: Mapping[str, Any], source: str) -> Expectations:
+    """An expectation table already read (a ``--expect`` file, a policy file's ``[expect]``)."""
     expectations: Expectations = {}
     for route, users in table.items():
         method, _, template = route.strip().partition(" ")
         template = template.strip()
         if not template.startswith("/") or not isinstance(users, Mapping):
-            raise InvalidInput(f"{path}: {route[:60]!r} must be a table named \"METHOD /path\"")
+            raise InvalidInput(f"{source}: {route[:60]!r} must be a table named \"METHOD /path\"")
         expectations[(method.upper(), normalize_template(template))] = {
-            user: _expectation(path, route, user, value) for user, value in users.items()
+            user: _expectation(source, route, user, value) for user, value in users.items()
         }
     return expectations
+
+
+def expectation_text(outcome: Outcome) -> str:
+    """How a file writes an expected outcome: ``allow``, ``401``, ``403``, else its name (parses back the same)."""
+    return {Outcome.ALLOWED: "allow", Outcome.UNAUTHENTICATED: "401", Outcome.FORBIDDEN: "403"}.get(outcome, outcome.value)
 
 
 def _expectation(path: str, route: str, user: str, value: Any) -> Outcome:

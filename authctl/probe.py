@@ -181,3 +181,32 @@ def run_probe(token: str | None, *, url: str, whoami_path: str = "/whoami", requ
         requests.append(Request(request[0], request[1], token))
     responses = send_all(requests, url=url, timeout=timeout)
     return Probe(whoami_path, responses[0], request, responses[1] if request is not None else None)
+
+
+class Session:
+    """A persistent synchronous client of an app in-process (ASGI), for the pytest plugin.
+
+    One event loop and one ``httpx.AsyncClient`` for its whole life, so a request costs
+    what a hand-made ASGI client's does; ``token`` goes in ``Authorization: Bearer``.
+    Returns httpx's own response. Redirects are not followed.
+    """
+
+    def __init__(self, app: Any, *, base_url: str = "http://testserver", raise_app_exceptions: bool = True):
+        import httpx
+
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions), base_url=base_url,
+            follow_redirects=False,
+        )
+
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
+        check_path(path)
+        if token is not None:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Bearer {token}"}
+        return self._loop.run_until_complete(self._client.request(method, path, **kwargs))
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.aclose())
+            self._loop.close()

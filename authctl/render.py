@@ -730,3 +730,41 @@ def role_graph_tree(roles: Iterable["Role"]) -> None:
         if role.name not in inherited:
             grow(tree.add(text(role.name, "bold cyan")), role, frozenset({role.name}))
     out().print(tree)
+
+
+def policy_plan(plan: Any, *, applied: bool, prune: bool, generated: dict[str, str]) -> None:
+    """The diff on stdout (one line per change), then counts, kept and held on stderr."""
+    for change in plan.changes:
+        line = change.describe()
+        if change.kind == "user" and change.name in generated:
+            line += "  password: " + generated[change.name]
+        elif change.kind == "user.password" and change.name in generated:
+            line += ": " + generated[change.name]
+        emit_line(printable(line))
+    counts = plan.counts()
+    summary = f"{counts['added']} added, {counts['changed']} changed, {counts['removed']} removed"
+    if not plan.changes:
+        success("nothing to change" if plan.kept or plan.held else "the database matches the file")
+    elif applied:
+        success(f"applied: {summary}")
+    else:
+        note(f"would change: {summary} (nothing written)")
+    if plan.kept:
+        note(f"{len(plan.kept)} thing(s) in the database are not in the file and are kept (--prune removes them):")
+        for change in plan.kept:
+            note("  " + change.describe().replace("- ", "  ", 1))
+    for name in plan.held:
+        warn(f"user {name} has no password, so it stays disabled: `authctl user passwd {name}`, or apply with --generate")
+    if generated:
+        note("generated passwords shown once above; they are not stored anywhere")
+
+
+def policy_report(report: Any) -> None:
+    """``policy test``: each failure with its trace on stdout, the summary last."""
+    for failure in report.failures:
+        emit_line(printable(failure.text()))
+    checked = sum(cell.expected is not None for cell in report.cells)
+    if report.ok:
+        success(f"{checked} expectation(s) met" + (" (observed live)" if report.live else ""))
+    else:
+        error(f"{len(report.failures)} failure(s) in {checked} expectation(s)")

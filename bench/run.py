@@ -12,6 +12,7 @@ Sections (each a module of bench/ with ``run(quick=False) -> list[dict]``):
 * app        the demo app on uvicorn: whoami, 401, 403, logins, peak memory (bench_app)
 * bulk       hashing in 1 and 2 processes; `authctl user import` on a terminal (bench_bulk)
 * matrix     offline and in-process live decisions for 100 users x every route (bench_matrix)
+* plugin     the pytest plugin: an as_user request vs a plain ASGI client; a 100 x 50 table vs the offline matrix (bench_plugin)
 
 Every figure is a median with its min-max, next to a baseline measured in the
 same run, interleaved with it. The app section uses wrk when it is installed and
@@ -38,7 +39,7 @@ if str(BENCH) not in sys.path:
 
 import benchlib  # noqa: E402  (also puts the checkout's package first on sys.path)
 
-SECTIONS = ("coldstart", "store", "tokens", "app", "bulk", "matrix")
+SECTIONS = ("coldstart", "store", "tokens", "app", "bulk", "matrix", "plugin")
 PACKAGES = ("authctl", "typer", "rich", "fastapi", "starlette", "pydantic", "uvicorn", "httpx", "PyJWT",
             "cryptography", "sqlite-utils", "libpass", "argon2-cffi")
 
@@ -160,6 +161,10 @@ def run_section(name: str, quick: bool, use_wrk: bool | None) -> list[dict[str, 
         import bench_matrix
 
         return bench_matrix.run(quick=quick)
+    if name == "plugin":
+        import bench_plugin
+
+        return bench_plugin.run(quick=quick)
     raise ValueError(name)
 
 
@@ -254,6 +259,13 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
         out.append((f"matrix: {row['name']}", _range_rate(
             {"median": row["median_per_s"], "min": row["min_per_s"], "max": row["max_per_s"]}, " cells/s"),
             f"{row['cells']} cells{extra}", "", "report", _status(row.get("mismatches", 0) == 0 if "mismatches" in row else None)))
+    for row in results.get("plugin") or []:
+        def span(median: float, low: float, high: float) -> str:
+            return f"{benchlib.fmt_seconds(median)} ({benchlib.fmt_seconds(low)}–{benchlib.fmt_seconds(high)})"
+
+        out.append((row["name"], span(row["median_s"], row["min_s"], row["max_s"]),
+                    span(row["baseline_median_s"], row["baseline_min_s"], row["baseline_max_s"]),
+                    f"{row['ratio']:.2f}x", f"≤ {row['goal']}x", _status(row["ratio"] <= row["goal"])))
     return out
 
 
