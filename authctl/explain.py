@@ -2,8 +2,9 @@
 
 The decision comes from ``routes.decide`` (which calls ``policy.authenticate`` and
 ``policy.authorize``, exactly as the app's dependencies do); no handler runs.
-``--live`` then sends the same request to the app running on a snapshot copy of
-the database (or to a running server) and compares the two.
+``--live`` then sends the same request to the app in-process (on a snapshot copy of
+the database when authctl proved the app runs on it) or to a running server, and
+compares the two: they agree only when they have the same ``policy.Outcome``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-EXIT_FOR_STATUS = {200: 0, 401: 3, 403: 4}
-STATUS_TEXT = {200: "allowed", 401: "401 Unauthorized", 403: "403 Forbidden"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,11 @@ class Subject:
     minted_kid: str | None = None
     credential: Any = field(default=None, repr=False)  # a targets.Credential: how the target's app is spoken to
     target: str | None = None
+
+    @property
+    def sends_credentials(self) -> bool:
+        """A bearer token or a target's credential goes with the request (for the clear-text transport rule)."""
+        return self.token is not None or self.credential is not None
 
 
 def subject_for_user(store: "Store", username: str, overrides: dict[str, Any] | None = None) -> Subject:
@@ -103,6 +107,7 @@ class CheckResult:
     decision: "Decision"
     live: "Response | None" = None
     live_source: str | None = None
+    live_snapshot: bool | None = None  # the live request landed on a proven snapshot
 
     @property
     def undecided(self) -> str | None:
@@ -111,21 +116,22 @@ class CheckResult:
 
     @property
     def agrees(self) -> bool | None:
-        from .probe import agrees
+        """Same outcome offline and live; a live 404, 422 or 5xx never agrees with "allowed".
 
+        ``None``: nothing to compare, or the offline side is undecided (a guard's code decides).
+        """
         if self.live is None or self.undecided:
             return None
-        return agrees(self.decision.status, self.live.status)
+        return self.decision.outcome.agrees_with(self.live.outcome)
 
     @property
     def exit_code(self) -> int:
-        from .policy import Outcome
-
+        """6 for a disagreement; an undecided check exits as the live answer, or 1 offline (never 0)."""
         if self.agrees is False:
             return 6
-        if self.undecided:  # the live answer is the answer; offline alone cannot pass
-            return Outcome.of_status(self.live.status).exit_code if self.live is not None else 1
-        return EXIT_FOR_STATUS[self.decision.status]
+        if self.undecided and self.live is not None:
+            return self.live.outcome.exit_code
+        return self.decision.outcome.exit_code
 
     def as_dict(self) -> dict[str, Any]:
         return check_json(self)
@@ -156,9 +162,23 @@ def app_overrides(app: Any) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- live
 
 
+@dataclass
+class LiveApp:
+    """An app ready for in-process live requests, and what authctl proved about it.
+
+    ``snapshot`` is true only when every request lands on a private copy: the bundled
+    app built on the copy, or an app whose ``Auth`` objects ``fastapi.rebind`` moved to
+    it. ``source`` says where requests go, for the output.
+    """
+
+    app: Any
+    snapshot: bool
+    source: str
+
+
 @contextmanager
-def snapshot_app(store: "Store", app_spec: str | None) -> Iterator[Any]:
-    """The app running on a private copy of the database, so a live DELETE destroys nothing."""
+def in_process(store: "Store", app_spec: str | None) -> Iterator[LiveApp]:
+    """The app in-process, rebound to a private copy of the database when it can be proven."""
     from . import fastapi as integration
     from . import routes
     from .store import Store
@@ -170,17 +190,33 @@ def snapshot_app(store: "Store", app_spec: str | None) -> Iterator[Any]:
             if app_spec is None:
                 from .app import create_app
 
-                app = create_app(store=snapshot_store)
+                yield LiveApp(create_app(store=snapshot_store), True, "in-process, on a snapshot copy of the database")
+                return
+            app = routes.load_app(app_spec)
+            rebound = integration.rebind(app, snapshot_store)
+            if rebound:
+                count = f"{len(rebound)} authctl Auth" + ("" if len(rebound) == 1 else "s")
+                yield LiveApp(app, True, f"in-process, on a snapshot copy of the authctl database ({count} rebound;"
+                                         " data the app keeps elsewhere is its own)")
             else:
-                app = routes.load_app(app_spec)
-                integration.rebind(app, snapshot_store)
-            yield app
+                yield LiveApp(app, False, f"in-process, on {app_spec}'s own data: NOT a snapshot"
+                                          " (authctl found no Auth of its integration to rebind)")
         finally:
             snapshot_store.close()
 
 
-def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None = None, source: str) -> None:
-    """Send every checked request for real and record what came back."""
+@contextmanager
+def snapshot_app(store: "Store", app_spec: str | None) -> Iterator[Any]:
+    """The app running on a private copy of the database; an app authctl cannot rebind is an error."""
+    with in_process(store, app_spec) as running:
+        if not running.snapshot:
+            raise InvalidInput(f"{app_spec} does not use authctl's integration: it cannot run on a snapshot")
+        yield running.app
+
+
+def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None = None, source: str,
+                snapshot: bool | None = None) -> None:
+    """Send every checked request for real and record what came back, and where it went."""
     from . import probe
 
     requests = [probe.Request(r.method, r.path, r.subject.token, r.subject.credential) for r in results]
@@ -190,12 +226,32 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
             credential_valid=getattr(result.subject.credential, "valid", None),
             missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())),
             target_rejected=bool(getattr(result.subject.credential, "trusted", False)) and result.decision.status != 401)
-        result.live, result.live_source = response, source
+        result.live, result.live_source, result.live_snapshot = response, source, snapshot
 
 
-def require_safe_method(method: str, unsafe: bool) -> None:
+def require_safe_method(method: str, unsafe: bool, where: str = "a live server") -> None:
+    """Mutating methods reach real data only with ``--unsafe`` (a running server, an app not on a snapshot)."""
     if method not in SAFE_METHODS and not unsafe:
-        raise InvalidInput(f"{method} changes data on a live server: add --unsafe to send it")
+        raise InvalidInput(f"{method} may change data on {where}: add --unsafe to send it")
+
+
+def check_live(result: CheckResult, store: "Store", app_spec: str | None, *, url: str | None = None,
+               unsafe: bool = False) -> None:
+    """``check --live`` / ``--url``: send the request where it is safe, or where ``unsafe`` allows.
+
+    In-process, a mutating method runs without ``--unsafe`` only on a proven snapshot.
+    """
+    from . import probe
+
+    if url:
+        require_safe_method(result.method, unsafe)
+        probe.check_transport(url, sends_token=result.subject.sends_credentials, insecure_transport=False)
+        attach_live([result], url=url, source=url, snapshot=False)
+        return
+    with in_process(store, app_spec) as running:
+        if not running.snapshot:
+            require_safe_method(result.method, unsafe, f"{app_spec}'s own data (authctl could not rebind it to a snapshot)")
+        attach_live([result], app=running.app, source=running.source, snapshot=running.snapshot)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -233,6 +289,7 @@ def check_json(result: CheckResult) -> dict[str, Any]:
         "verdict": {
             "status": decision.status,
             "result": decision.verdict,
+            "outcome": decision.outcome.value,
             "reason": decision.reason,
             "hint": decision.hint,
             "unprotected": result.route.unprotected,
@@ -251,7 +308,8 @@ def check_json(result: CheckResult) -> dict[str, Any]:
             "fastapi_note": decision.version_note,
         }
     if result.live is not None:
-        data["live"] = {**result.live.as_dict(), "source": result.live_source, "agrees": result.agrees}
+        data["live"] = {**result.live.as_dict(), "source": result.live_source, "snapshot": result.live_snapshot,
+                        "agrees": result.agrees}
     return data
 
 

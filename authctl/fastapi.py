@@ -164,10 +164,11 @@ class Auth:
 
         return tokens.current_settings(self.store, self._overrides or None)
 
-    def use_store(self, store: "Store") -> None:
-        """Serve from another open database from the next request on (``check --live`` snapshots)."""
+    def use_store(self, store: "Store | None") -> None:
+        """Serve from another open database from the next request on (``check --live`` snapshots);
+        ``None`` goes back to this object's own database."""
         self.close()
-        self._store, self._owns_store = store, False
+        self._store, self._owns_store = store, store is None
 
     # ------------------------------------------------------------------ dependencies
 
@@ -515,12 +516,16 @@ def settings_overrides(app: Any) -> dict[str, Any]:
     return merged
 
 
-def rebind(app: Any, store: "Store") -> int:
-    """Point every ``Auth`` of ``app`` at ``store``; returns how many were rebound."""
+def rebind(app: Any, store: "Store") -> list["Auth"]:
+    """Point every ``Auth`` of ``app`` at ``store``; returns those now serving from it.
+
+    An empty list means nothing was rebound: the app does not run on ``store``, so a
+    caller must not treat a request to it as landing on that copy.
+    """
     auths = auth_objects(app)
     for auth in auths:
         auth.use_store(store)
-    return len(auths)
+    return [auth for auth in auths if auth._store is store]
 
 
 def whoami_view(store: "Store", identity: "Identity") -> dict[str, Any]:

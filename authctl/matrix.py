@@ -1,9 +1,15 @@
-"""``authctl matrix``: users (and anonymous) × routes, each cell 200 / 401 / 403.
+"""``authctl matrix``: users (and anonymous) × routes, each cell an ``Outcome``.
 
-Offline cells come from the same ``explain.check`` as ``authctl check``; live cells
-(in-process on a snapshot, or a running server) are observed and compared. For an
-app that does not use authctl's integration, routes come from its
-``/openapi.json`` and cells are observed only; ``--expect`` turns either into a test.
+Offline cells come from the same engine as ``authctl check``; live cells (in-process
+on a snapshot, or a running server) are observed and compared: agreement means the
+same outcome, so a live 404, 422 or 5xx never agrees with an offline "allowed". On a
+route with the app's own security (``routes.decide_native``) a cell whose guard
+decides in code is ``Outcome.UNDECIDED`` offline: it never agrees and never meets an
+expectation; the live answer is its answer. For an app authctl cannot import, routes
+and their declared security come from its OpenAPI document (``authctl.openapi``).
+``--expect`` turns either into a test that cannot pass by mistake: every route and
+user it names must exist, and a cell that was never sent never meets an expectation.
+A ``--target`` makes every cell speak that target's credentials.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .errors import InvalidInput
+from .explain import SAFE_METHODS
+from .policy import Outcome
 
 if TYPE_CHECKING:
     from .explain import Subject
@@ -23,18 +31,28 @@ if TYPE_CHECKING:
 
 ANONYMOUS = "anonymous"
 _PARAM = re.compile(r"\{([^}:]+)(?::([^}]+))?\}")
-_OUTCOME_OF_STATUS = {200: "allow", 401: "401", 403: "403"}
+#: authctl's own credential endpoints: the credentials travel in the body, never as a bearer token.
+_CREDENTIAL_ENDPOINTS = ("Auth._build_router.<locals>.token", "Auth._build_router.<locals>.refresh")
 
 
 @dataclass(frozen=True)
 class Route:
-    """A route as the matrix sees it: a template, and the concrete path it sends."""
+    """A route as the matrix sees it: a template, and the concrete path it sends.
+
+    ``needs_body``: the route takes a request body the matrix does not build, so its
+    cells are not sent (a body-less request tests validation, not the verdict).
+    """
 
     method: str
     template: str
     path: str
     requires: str
     unprotected: bool = False
+    needs_body: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.template}"
 
 
 @dataclass
@@ -43,8 +61,9 @@ class Cell:
     user: str
     decision: int | None = None  # offline status (None: observed only)
     live: "Response | None" = None
-    expected: str | None = None  # allow | 401 | 403
+    expected: Outcome | None = None
     token: str | None = field(default=None, repr=False)
+    not_sent: str | None = None  # in a live run: why this cell was not sent
     credential: Any = field(default=None, repr=False)  # a target's credential, sent instead of the token
     undecided: str | None = None  # the code (a guard) that decides: offline has no answer
     secured: bool | None = None  # the route reads credentials (None: not known)
@@ -59,56 +78,84 @@ class Cell:
         return None if self.live is None else self.live.status
 
     @property
-    def agrees(self) -> bool | None:
-        from .probe import agrees
-
-        if self.live is None or self.decision is None or self.undecided:
+    def decision_outcome(self) -> Outcome | None:
+        if self.decision is None:
             return None
-        return agrees(self.decision, self.live.status)
+        return Outcome.UNDECIDED if self.undecided else Outcome.of_status(self.decision)
 
     @property
-    def outcome(self) -> str:
-        """allow / 401 / 403 (other: a live status past authorization, e.g. 404 or 422, counts as allow);
-        undecided: offline only, on a route whose code decides (never meets an expectation)."""
-        if self.live is None and self.undecided:
-            return "undecided"
-        status = self.decision if self.live is None else self.live.status
-        if status in (401, 403):
-            return str(status)
-        return "allow"
+    def agrees(self) -> bool | None:
+        """Same outcome offline and live (``None``: nothing to compare, or offline is undecided)."""
+        if self.live is None or self.decision is None or self.undecided:
+            return None
+        return Outcome.of_status(self.decision).agrees_with(self.live.outcome)
+
+    @property
+    def outcome(self) -> Outcome:
+        """What the cell showed: the observed outcome, NOT_SENT for an unsent cell, else the decision
+        (UNDECIDED where a guard decides in code: it meets no expectation)."""
+        if self.live is not None:
+            return self.live.outcome
+        if self.not_sent is not None or self.decision is None:
+            return Outcome.NOT_SENT
+        return self.decision_outcome  # type: ignore[return-value]
 
     @property
     def meets_expectation(self) -> bool | None:
-        if self.expected is None:
-            return None
-        return self.outcome != "undecided" and self.expected == self.outcome
+        return None if self.expected is None else self.expected.agrees_with(self.outcome)
 
     @property
     def failed(self) -> bool:
         return self.agrees is False or self.meets_expectation is False
 
     def as_dict(self) -> dict[str, Any]:
+        decision = self.decision_outcome
         return {
             "method": self.route.method, "route": self.route.template, "path": self.route.path, "user": self.user,
             "requires": self.route.requires, "unprotected": self.route.unprotected,
             "decision": self.decision, "live": self.live_status, "agrees": self.agrees,
-            "expected": self.expected, "meets_expectation": self.meets_expectation, "outcome": self.outcome,
+            "expected": None if self.expected is None else self.expected.value,
+            "meets_expectation": self.meets_expectation, "outcome": self.outcome.value,
+            "decision_outcome": None if decision is None else decision.value,
+            "live_outcome": None if self.live is None else self.live.outcome.value, "not_sent": self.not_sent,
             "undecided": self.undecided, "lints": [] if self.live is None else list(self.live.lints),
         }
 
 
-def fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, str] | None = None) -> str:
-    """``/students/{id}`` -> ``/students/1`` (``--param id=1``; ints default to 1, others to ``example``)."""
+class Unfillable(InvalidInput):
+    """A path parameter with no ``--param`` and no valid sample of its type."""
+
+
+def fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, str | None] | None = None) -> str:
+    """``/students/{id}`` -> ``/students/1``: ``--param`` first, then the sample of the parameter's type.
+
+    Raises ``Unfillable`` for a parameter that has neither (a sample of the wrong type
+    would test the router's 404 or the validator's 422, not the verdict).
+    """
 
     def value(match: re.Match) -> str:
         name, convertor = match.group(1), match.group(2)
         if name in params:
             return str(params[name])
         if defaults and name in defaults:
+            if defaults[name] is None:
+                raise Unfillable(f"no valid sample for {{{name}}}: give --param {name}=VALUE")
             return str(defaults[name])
-        return "1" if convertor in ("int", "float") or name in ("id",) or name.endswith("_id") else "example"
+        from .routes import SAMPLES
+
+        if convertor is None:  # an untyped name: ids are numbers more often than not
+            return "1" if name == "id" or name.endswith("_id") else "example"
+        sample = SAMPLES.get(convertor)
+        if sample is None:
+            raise Unfillable(f"no valid sample for {{{name}:{convertor}}}: give --param {name}=VALUE")
+        return sample
 
     return _PARAM.sub(value, template)
+
+
+def normalize_template(template: str) -> str:
+    """``/items/{id:int}`` and ``/items/{id}`` name the same route."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", template)
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, str]:
@@ -121,36 +168,63 @@ def parse_params(pairs: Iterable[str]) -> dict[str, str]:
     return params
 
 
-def app_routes(app: Any, params: Mapping[str, str]) -> list[tuple[Route, "RouteInfo"]]:
-    """The app's own API routes (docs, schema and static mounts left out)."""
+def _needs_body(info: "RouteInfo") -> bool:
+    endpoint = getattr(info.route, "endpoint", None)
+    if getattr(endpoint, "__module__", "") == "authctl.fastapi" and getattr(endpoint, "__qualname__", "") in _CREDENTIAL_ENDPOINTS:
+        return True
+    body = getattr(info.route, "body_field", None)
+    info_ = getattr(body, "field_info", None)
+    return bool(body is not None and info_ is not None and info_.is_required())
+
+
+def app_routes(app: Any, params: Mapping[str, str], notes: list[str] | None = None) -> list[tuple[Route, "RouteInfo"]]:
+    """The app's own API routes (docs, schema and static mounts left out).
+
+    A route whose path parameters cannot be filled is left out with a line in ``notes``.
+    """
     from . import routes
 
     chosen = []
     for info in routes.inventory(app):
         if not info.include_in_schema or info.method in ("HEAD", "OPTIONS", "*") or info.path.endswith("/{path}"):
             continue
-        chosen.append((Route(info.method, info.path, fill_path(info.path, params), info.describe(), info.unprotected), info))
+        try:
+            path = fill_path(info.path, params, routes.path_samples(info))
+        except Unfillable as exc:
+            if notes is not None:
+                notes.append(f"{info.method} {info.path} skipped: {exc}")
+            continue
+        route = Route(info.method, info.path, path, info.describe(), info.unprotected, _needs_body(info))
+        chosen.append((route, info))
     return chosen
 
 
 def offline_cells(
     store: "Store", app: Any, users: list[str], params: Mapping[str, str], *, token_per_cell: bool = False,
-    target: Any = None,
+    notes: list[str] | None = None, target: Any = None,
 ) -> list[Cell]:
     """Every user × route decided by the engine (``target``: speak that target's credentials).
 
     ``token_per_cell`` mints a fresh token for each cell, for cells that will be sent
-    live: a ``POST /logout`` then ends only its own cell's session.
+    live: a ``POST /logout`` then ends only its own cell's session. A route whose
+    filled path the router does not match (a ``--param`` of the wrong type) is left
+    out with a line in ``notes``, not an abort.
     """
     from . import routes
+    from .errors import NoRoute
 
     from .explain import app_overrides
 
     overrides = app_overrides(app)
     minted = {} if token_per_cell else {user: _subject(store, user, overrides, target) for user in users}
     cells = []
-    for route, info in app_routes(app, params):
-        path_params = routes.path_params(app, info, route.path)
+    for route, info in app_routes(app, params, notes):
+        try:
+            path_params = routes.path_params(app, info, route.path)
+        except NoRoute as exc:
+            if notes is not None:
+                notes.append(f"{route.key} skipped: {route.path} does not match it ({exc})")
+            continue
         for user in users:
             subject = _subject(store, user, overrides, target) if token_per_cell else minted[user]
             decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,
@@ -175,7 +249,14 @@ def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None,
 class MatrixResult:
     users: list[str]
     cells: list[Cell]
-    skipped: int  # cells with mutating methods not sent live (no --unsafe)
+    skipped: int  # cells of a live run that were not sent (each says why in ``not_sent``)
+    notes: list[str] = field(default_factory=list)  # routes left out, and why
+    without_expectation: list[str] = field(default_factory=list)  # --strict: routes nobody decided on
+    target: str | None = None  # where live requests went
+
+    @property
+    def failed(self) -> bool:
+        return any(cell.failed for cell in self.cells) or bool(self.without_expectation)
 
 
 def parse_users(option: str | None) -> list[str] | None:
@@ -188,22 +269,28 @@ def parse_users(option: str | None) -> list[str] | None:
 def build(
     store: "Store", *, users: list[str] | None = None, app_spec: str | None = None, live: bool = False,
     url: str | None = None, openapi: bool = False, params: Mapping[str, str] | None = None, unsafe: bool = False,
-    target: Any = None, openapi_url: str | None = None,
+    expectations: "Expectations | None" = None, strict: bool = False, target: Any = None,
+    openapi_url: str | None = None,
 ) -> MatrixResult:
     """The whole matrix: offline from the app's routes (observed too with ``live``/``url``),
-    or, with ``openapi``, observed only from a foreign server's ``/openapi.json``."""
+    or, with ``openapi``, from a running server's OpenAPI document (decided from its
+    declared security where it can be, observed always). ``target`` (a ``targets.Target``):
+    every cell speaks its credentials.
+
+    Expectations are checked against the routes and users before anything is sent.
+    ``live`` on a proven snapshot sends mutating cells too (as ``check --live`` does);
+    on an app authctl could not rebind they need ``unsafe``, as with ``url``.
+    """
     from . import explain, probe, routes
 
     params = params or {}
     if users is None:
         users = [user.username for user in store.list_users(status="active")]
-    for name in users:
-        if name != ANONYMOUS:
-            store.get_user(name)  # NotFound: exit 1 before anything is sent
+    users = [store.get_user(name).username if name != ANONYMOUS else name for name in users]  # NotFound: exit 1
     users = [name for name in dict.fromkeys(users) if name != ANONYMOUS] + [ANONYMOUS]
     if url:
         probe.check_transport(url, sends_token=True, insecure_transport=False)
-    skipped = 0
+    notes: list[str] = []
     if openapi:
         if not url:
             raise InvalidInput("--openapi reads the routes of a running server: give --url")
@@ -215,68 +302,78 @@ def build(
         from . import openapi as spec_reader
 
         cells = spec_cells(store, spec_reader.operations(spec_reader.parse(body, f"{url}{spec_path}")),
-                           users, params, target)
+                           users, params, target, notes)
+        without = _expect(cells, users, expectations, strict)
         skipped = attach_live(cells, url=url, unsafe=unsafe)
-        return MatrixResult(users, cells, skipped)
+        return MatrixResult(users, cells, skipped, notes, without, url)
     app = routes.load_app(app_spec)
-    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url), target=target)
+    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url), notes=notes, target=target)
+    without = _expect(cells, users, expectations, strict)
+    skipped, target = 0, None
     if url:
-        skipped = attach_live(cells, url=url, unsafe=unsafe)
+        skipped, target = attach_live(cells, url=url, unsafe=unsafe), url
     elif live:
-        with explain.snapshot_app(store, app_spec) as snapshot:
-            skipped = attach_live(cells, app=snapshot, unsafe=unsafe)
-    return MatrixResult(users, cells, skipped)
+        with explain.in_process(store, app_spec) as running:
+            skipped = attach_live(cells, app=running.app, unsafe=unsafe or running.snapshot)
+            target = running.source
+    return MatrixResult(users, cells, skipped, notes, without, target)
+
+
+def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | None", strict: bool) -> list[str]:
+    if expectations is None:
+        if strict:
+            raise InvalidInput("--strict needs --expect FILE")
+        return []
+    return apply_expectations(cells, expectations, users=users, strict=strict)
 
 
 # --------------------------------------------------------------------------- OpenAPI (apps without the integration)
 
 
-def openapi_routes(spec: Mapping[str, Any], params: Mapping[str, str]) -> list[Route]:
-    """Routes of a foreign app from its OpenAPI document; path parameters from examples, types or --param."""
+def openapi_routes(spec: Mapping[str, Any], params: Mapping[str, str], notes: list[str] | None = None) -> list[Route]:
+    """Routes of a foreign app from its OpenAPI document; path parameters from examples, types or --param.
+
+    A route whose path parameter has no usable sample is left out with a line in ``notes``.
+    """
+    from . import openapi as spec_reader
+
     if not isinstance(spec, Mapping) or not isinstance(spec.get("paths"), Mapping):
-        raise InvalidInput("the server's /openapi.json has no paths")
-    result = []
-    for template, operations in spec["paths"].items():
-        if not isinstance(operations, Mapping) or not str(template).startswith("/") or str(template).startswith("//"):
-            continue  # only paths on this server: a URL here would carry the tokens elsewhere
-        for method, operation in operations.items():
-            if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE") or not isinstance(operation, Mapping):
-                continue
-            defaults = {}
-            for parameter in operation.get("parameters", []) or []:
-                if isinstance(parameter, Mapping) and parameter.get("in") == "path":
-                    defaults[parameter.get("name", "")] = _example(parameter)
-            secured = bool(operation.get("security") or spec.get("security"))
-            result.append(Route(method.upper(), template, fill_path(template, params, defaults),
-                                "secured (per OpenAPI)" if secured else "not declared"))
-    return result
+        raise InvalidInput("the server's OpenAPI document has no paths")
+    found = (_spec_route(operation, params, notes) for operation in spec_reader.operations(spec))
+    return [route for route in found if route is not None]
 
 
-def _example(parameter: Mapping[str, Any]) -> str:
-    schema = parameter.get("schema") or {}
-    for source in (parameter.get("example"), schema.get("example"), *(schema.get("examples") or [None])[:1]):
-        if source is not None:
-            return str(source)
-    return "1" if schema.get("type") in ("integer", "number") else "example"
+def _spec_route(operation: Any, params: Mapping[str, str], notes: list[str] | None) -> Route | None:
+    """The matrix's route for one ``openapi.Operation`` (``None``: a path parameter cannot be filled)."""
+    from . import openapi as spec_reader
+
+    defaults = {p["name"]: spec_reader.sample(p) for p in operation.parameters if p.get("in") == "path"}
+    try:
+        path = fill_path(operation.path, params, defaults)
+    except Unfillable as exc:
+        if notes is not None:
+            notes.append(f"{operation.method} {operation.path} skipped: {exc}")
+        return None
+    return Route(operation.method, operation.path, path, operation.requires, needs_body=operation.needs_body)
 
 
 def spec_cells(store: "Store", operations: list[Any], users: list[str], params: Mapping[str, str],
-               target: Any = None) -> list[Cell]:
+               target: Any = None, notes: list[str] | None = None) -> list[Cell]:
     """Every user × operation of an OpenAPI document, decided from its declared security where it can be.
 
     An operation that declares nothing is observed only; ``security: []`` is public;
     a declared scheme is decided like the app's own scheme (401 without its
     credential, 403 for a missing scope, undecided when the credential is not a target's).
     """
-    from . import openapi as spec_reader
     from . import routes
     from .policy import PUBLIC
 
     subjects = {user: _subject(store, user, None, target) for user in users}
     cells = []
     for operation in operations:
-        defaults = {p["name"]: spec_reader.sample(p) for p in operation.parameters if p.get("in") == "path"}
-        route = Route(operation.method, operation.path, fill_path(operation.path, params, defaults), operation.requires)
+        route = _spec_route(operation, params, notes)
+        if route is None:
+            continue
         info = routes.RouteInfo(operation.method, operation.path, PUBLIC if operation.security == "public" else None,
                                 native=operation.native)
         for user in users:
@@ -303,10 +400,18 @@ def observed_cells(store: "Store", routes_: list[Route], users: list[str], targe
 
 
 def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, unsafe: bool = False) -> int:
-    """Send each cell's request; mutating methods only with ``unsafe``. Returns how many were skipped."""
+    """Send each cell's request; mutating methods only with ``unsafe``. Returns how many were not sent.
+
+    An unsent cell records why (``not_sent``): it is NOT_SENT, never "allowed".
+    """
     from . import probe
 
-    sendable = [c for c in cells if unsafe or c.route.method in ("GET", "HEAD", "OPTIONS")]
+    for cell in cells:
+        if cell.route.needs_body:
+            cell.not_sent = "the route needs a request body, which the matrix does not send"
+        elif not unsafe and cell.route.method not in SAFE_METHODS:
+            cell.not_sent = f"{cell.route.method} may change data: add --unsafe to send it"
+    sendable = [c for c in cells if c.not_sent is None]
     requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
     for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url)):
         response.lints += probe.context_lints(
@@ -317,8 +422,15 @@ def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, u
     return len(cells) - len(sendable)
 
 
-def load_expectations(path: str) -> dict[tuple[str, str], dict[str, str]]:
-    """``[["DELETE /student/{id}"]] rahul = 403``-style TOML: route -> user -> allow / 401 / 403."""
+#: route ("METHOD /template") -> user as written -> expected outcome
+Expectations = dict[tuple[str, str], dict[str, Outcome]]
+
+#: What an expectation may name: an outcome (by name or by an HTTP status), never one that cannot pass.
+_UNEXPECTABLE = (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR, Outcome.UNDECIDED)
+
+
+def load_expectations(path: str) -> Expectations:
+    """``["DELETE /student/{id}"] rahul = 403``-style TOML: route -> user -> expected outcome."""
     import tomllib
 
     try:
@@ -327,37 +439,94 @@ def load_expectations(path: str) -> dict[tuple[str, str], dict[str, str]]:
         raise InvalidInput(f"no such file: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path} is not valid TOML ({str(exc).splitlines()[0]})") from None
-    table = data.get("expect", data)
-    expectations: dict[tuple[str, str], dict[str, str]] = {}
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    return expectations_from(data.get("expect", data), path)
+
+
+def expectations_from(table: Mapping[str, Any], source: str) -> Expectations:
+    """An expectation table already read (a ``--expect`` file, a policy file's ``[expect]``)."""
+    expectations: Expectations = {}
     for route, users in table.items():
-        method, _, template = route.partition(" ")
+        method, _, template = route.strip().partition(" ")
+        template = template.strip()
         if not template.startswith("/") or not isinstance(users, Mapping):
-            raise InvalidInput(f"{path}: {route[:60]!r} must be a table named \"METHOD /path\"")
-        expectations[(method.upper(), template)] = {user: _expectation(path, route, user, v) for user, v in users.items()}
+            raise InvalidInput(f"{source}: {route[:60]!r} must be a table named \"METHOD /path\"")
+        expectations[(method.upper(), normalize_template(template))] = {
+            user: _expectation(source, route, user, value) for user, value in users.items()
+        }
     return expectations
 
 
-def _expectation(path: str, route: str, user: str, value: Any) -> str:
+def expectation_text(outcome: Outcome) -> str:
+    """How a file writes an expected outcome: ``allow``, ``401``, ``403``, else its name (parses back the same)."""
+    return {Outcome.ALLOWED: "allow", Outcome.UNAUTHENTICATED: "401", Outcome.FORBIDDEN: "403"}.get(outcome, outcome.value)
+
+
+def _expectation(path: str, route: str, user: str, value: Any) -> Outcome:
+    """``allow``/``ok``, an outcome name (``forbidden``) or a status (``403``: ``Outcome.of_status``)."""
     text = str(value).strip().lower()
-    if text in ("allow", "allowed", "200", "ok"):
-        return "allow"
-    if text in ("401", "403"):
-        return text
-    raise InvalidInput(f"{path}: {route} / {user}: expected allow, 401 or 403, got {str(value)[:20]!r}")
+    names = {outcome.value: outcome for outcome in Outcome}
+    if text in ("allow", "ok"):
+        return Outcome.ALLOWED
+    outcome = Outcome.of_status(int(text)) if text.isdigit() and len(text) == 3 else names.get(text)
+    if outcome is None or outcome in _UNEXPECTABLE:
+        raise InvalidInput(
+            f"{path}: {route} / {user}: expected allow, 401, 403, 404 or client_error, got {str(value)[:20]!r}"
+        )
+    return outcome
 
 
-def apply_expectations(cells: list[Cell], expectations: Mapping[tuple[str, str], Mapping[str, str]]) -> list[str]:
-    """Set each cell's expectation; returns expectations that name no known cell."""
-    index = {(c.route.method, c.route.template, c.user): c for c in cells}
-    unknown = []
-    for (method, template), users in expectations.items():
-        for user, expected in users.items():
-            cell = index.get((method, template, user))
-            if cell is None:
-                unknown.append(f"{method} {template} / {user}")
-            else:
+def _user_key(name: str) -> str:
+    from .names import username_key
+
+    if name == ANONYMOUS:
+        return name
+    try:
+        return username_key(name)
+    except InvalidInput:
+        return name
+
+
+def _nearest(name: str, candidates: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def apply_expectations(
+    cells: list[Cell], expectations: Mapping[tuple[str, str], Mapping[str, Outcome]], *,
+    users: list[str] | None = None, strict: bool = False,
+) -> list[str]:
+    """Set each cell's expectation; returns, with ``strict``, the routes that have none.
+
+    A route or user that matches nothing is an ``InvalidInput`` naming it and the
+    nearest real one (an expectation that checks nothing must not pass). Usernames
+    match as authctl matches them: case-folded (``RAHUL`` is rahul).
+    """
+    routes_ = {c.route.key: c.route for c in cells}
+    users = users if users is not None else list(dict.fromkeys(c.user for c in cells))
+    by_key = {_user_key(u): u for u in users}
+    index = {(c.route.method, normalize_template(c.route.template), c.user): c for c in cells}
+    known = {(r.method, normalize_template(r.template)) for r in routes_.values()}
+    covered = set()
+    for (method, template), expected_users in expectations.items():
+        if (method, template) not in known:
+            raise InvalidInput(f"expectation for {method} {template} matches no route"
+                               + _nearest(f"{method} {template}", [f"{m} {t}" for m, t in sorted(known)]))
+        covered.add((method, template))
+        for user, expected in expected_users.items():
+            name = by_key.get(_user_key(user))
+            if name is None:
+                raise InvalidInput(f"expectation for {method} {template} names user {user!r}, who is not in the matrix"
+                                   + _nearest(user, users))
+            cell = index.get((method, template, name))
+            if cell is not None:
                 cell.expected = expected
-    return unknown
+    if not strict:
+        return []
+    return [r.key for r in routes_.values() if (r.method, normalize_template(r.template)) not in covered]
 
 
 # --------------------------------------------------------------------------- formats
@@ -369,7 +538,8 @@ def to_csv(cells: list[Cell]) -> str:
 
     buffer = io.StringIO()
     columns = ["method", "route", "path", "user", "requires", "unprotected", "decision", "live", "agrees",
-               "expected", "meets_expectation", "outcome", "undecided", "lints"]
+               "expected", "meets_expectation", "outcome", "decision_outcome", "live_outcome", "not_sent", "undecided",
+               "lints"]
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for cell in cells:
@@ -379,26 +549,40 @@ def to_csv(cells: list[Cell]) -> str:
     return buffer.getvalue()
 
 
-def to_junit(cells: list[Cell]) -> str:
-    """One test case per cell: a failure is a live disagreement or an unmet expectation."""
+def to_junit(cells: list[Cell], without_expectation: Iterable[str] = ()) -> str:
+    """One test case per cell: a failure is a live disagreement or an unmet expectation;
+    a cell a live run did not send, or one undecided offline, is skipped (or a failure, when it
+    carried an expectation).
+    With ``--strict``, each route that has no expectation is a failing test case too."""
     from xml.sax.saxutils import quoteattr
 
-    failures = sum(cell.failed for cell in cells)
-    skipped = sum(1 for cell in cells if not cell.failed and cell.outcome == "undecided")
+    missing = list(without_expectation)
+    failures = sum(cell.failed for cell in cells) + len(missing)
+    skipped = sum((cell.not_sent is not None or cell.outcome is Outcome.UNDECIDED) and not cell.failed for cell in cells)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuite name="authctl matrix" tests="{len(cells)}" failures="{failures}" errors="0" skipped="{skipped}">']
+             f'<testsuite name="authctl matrix" tests="{len(cells) + len(missing)}" failures="{failures}" '
+             f'errors="0" skipped="{skipped}">']
     for cell in cells:
         name = quoteattr(f"{cell.route.method} {cell.route.path} as {cell.user}")
         classname = quoteattr(f"{cell.route.method} {cell.route.template}")
         lines.append(f"  <testcase classname={classname} name={name}>")
         if cell.agrees is False:
-            message = f"offline decision {cell.decision}, live status {cell.live_status}"
+            message = (f"offline decision {cell.decision} ({cell.decision_outcome.value}), "  # type: ignore[union-attr]
+                       f"live status {cell.live_status} ({cell.outcome.value})")
             lines.append(f"    <failure message={quoteattr(message)} type=\"mismatch\"/>")
         elif cell.meets_expectation is False:
-            message = f"expected {cell.expected}, got {cell.outcome}"
+            got = cell.outcome.value + (f" ({cell.not_sent})" if cell.not_sent else "")
+            message = f"expected {cell.expected.value}, got {got}"  # type: ignore[union-attr]
             lines.append(f"    <failure message={quoteattr(message)} type=\"expectation\"/>")
-        elif cell.outcome == "undecided":
+        elif cell.not_sent is not None:
+            lines.append(f"    <skipped message={quoteattr('not sent: ' + cell.not_sent)}/>")
+        elif cell.outcome is Outcome.UNDECIDED:
             lines.append(f"    <skipped message={quoteattr(f'undecided offline: {cell.undecided} decides in code')}/>")
+        lines.append("  </testcase>")
+    for route in missing:
+        lines.append(f"  <testcase classname=\"strict\" name={quoteattr(route + ' has an expectation')}>")
+        message = f"{route} has no expectation (--strict): decide who may call it"
+        lines.append(f"    <failure message={quoteattr(message)} type=\"strict\"/>")
         lines.append("  </testcase>")
     lines.append("</testsuite>")
     return "\n".join(lines) + "\n"

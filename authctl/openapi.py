@@ -36,6 +36,7 @@ class Operation:
     parameters: tuple[Mapping[str, Any], ...]
     security: str  # public | secured | optional | undeclared
     native: "Native | None"
+    needs_body: bool = False  # a required requestBody: the matrix does not build one, so the cell is not sent
 
     @property
     def requires(self) -> str:
@@ -108,7 +109,10 @@ def operations(document: Mapping[str, Any]) -> list[Operation]:
             merged.update({(p.get("name"), p.get("in")): p for p in own})  # the operation's own win
             declared = operation.get("security", document.get("security"))
             security, native = _security(document, schemes, declared)
-            result.append(Operation(method.upper(), prefix + template, tuple(merged.values()), security, native))
+            body = resolve(document, operation.get("requestBody"))
+            needs_body = isinstance(body, Mapping) and bool(body.get("required"))
+            result.append(Operation(method.upper(), prefix + template, tuple(merged.values()), security, native,
+                                    needs_body))
     return result
 
 
@@ -183,13 +187,12 @@ def _scheme(name: str, definition: Mapping[str, Any], scopes: tuple[str, ...], *
     return Scheme(name, f"openapi:{kind[:20]}", "custom", "header", "Authorization", auto_error, scopes=scopes, custom=True)
 
 
-def sample(parameter: Mapping[str, Any]) -> str:
-    """A value for a path parameter: its example, else one of its type."""
-    schema = parameter.get("schema") or {}
-    examples = schema.get("examples") if isinstance(schema.get("examples"), list) else []
-    for source in (parameter.get("example"), schema.get("example"), *examples[:1]):
-        if source is not None and not isinstance(source, (dict, list)):
-            return str(source)
-    if schema.get("format") == "uuid":
-        return "00000000-0000-4000-8000-000000000001"
-    return "1" if schema.get("type") in ("integer", "number") else "example"
+def sample(parameter: Mapping[str, Any]) -> str | None:
+    """A value for a path parameter: its example, else a valid one of its schema's type
+    (``routes.sample_for_schema``; ``None``: nothing valid is known, give ``--param``)."""
+    from .routes import sample_for_schema
+
+    example = parameter.get("example")
+    if example is not None and not isinstance(example, (dict, list)):
+        return str(example)
+    return sample_for_schema(parameter.get("schema") or {})

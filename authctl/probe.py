@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from .errors import AuthctlError, InvalidInput
+from .policy import Outcome
 
 KEY_HEADERS = ("www-authenticate", "content-type", "cache-control", "location")
 BODY_LIMIT = 2000
@@ -37,27 +38,12 @@ class Response:
     lints: list[str] = field(default_factory=list)
 
     @property
-    def outcome(self) -> str:
-        return classify(self.status)
+    def outcome(self) -> Outcome:
+        return Outcome.of_status(self.status)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "outcome": self.outcome, "headers": self.headers, "body": self.body, "lints": self.lints}
-
-
-def classify(status: int) -> str:
-    """unauthenticated (401), forbidden (403), allowed (below 400) or other (any other error)."""
-    if status == 401:
-        return "unauthenticated"
-    if status == 403:
-        return "forbidden"
-    return "allowed" if status < 400 else "other"
-
-
-def agrees(decision_status: int, live_status: int) -> bool:
-    """Past authorization, any status agrees with "allowed" (a handler's 404 or 422 is not a denial)."""
-    if decision_status in (401, 403):
-        return live_status == decision_status
-    return live_status not in (401, 403)
+        return {"status": self.status, "outcome": self.outcome.value, "headers": self.headers, "body": self.body,
+                "lints": self.lints}
 
 
 def is_loopback(host: str) -> bool:
@@ -235,3 +221,81 @@ def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit:
                    timeout: float = 10.0) -> tuple[int, bytes]:
     """(status, body) of one GET, read as a stream and refused past ``limit`` bytes (a document, not a request)."""
     return asyncio.run(_fetch(path, url=url, app=app, limit=limit, timeout=timeout))
+# --------------------------------------------------------------------------- probe
+
+
+def identity_problem(whoami: Response, path: str) -> str | None:
+    """Why the identity endpoint's answer says nothing about who we are (``None``: it does).
+
+    A 200 with a JSON object, a 401 or a 403 is the server's view of the caller; a 404,
+    a 400 or a 5xx means the endpoint is missing or failing, which must not pass as "allowed".
+    """
+    outcome = whoami.outcome
+    if outcome in (Outcome.UNAUTHENTICATED, Outcome.FORBIDDEN):
+        return None
+    if outcome is Outcome.ALLOWED:
+        if whoami.status == 200 and isinstance(whoami.body, dict):
+            return None
+        return f"the identity endpoint GET {path} answered {whoami.status} without a JSON object: it says nothing about who you are"
+    hint = "; give the right one with --whoami-path" if outcome is Outcome.NO_ROUTE else ""
+    return f"the identity endpoint GET {path} answered {whoami.status} ({outcome.label}){hint}"
+
+
+@dataclass
+class Probe:
+    """``authctl probe``: the server's view of the caller, then (optionally) one request."""
+
+    whoami_path: str
+    whoami: Response
+    request: tuple[str, str] | None = None
+    response: Response | None = None
+
+    @property
+    def problem(self) -> str | None:
+        return identity_problem(self.whoami, self.whoami_path)
+
+    @property
+    def exit_code(self) -> int:
+        """The request's outcome (the identity's, without one); 1 when the identity endpoint failed."""
+        if self.problem is not None:
+            return 1
+        return (self.response or self.whoami).outcome.exit_code
+
+
+def run_probe(token: str | None, *, url: str, whoami_path: str = "/whoami", request: tuple[str, str] | None = None,
+              timeout: float = 10.0, credential: Any = None) -> Probe:
+    """The identity endpoint, then ``request``, each sent with ``token`` or a target's ``credential``."""
+    requests = [Request("GET", whoami_path, token, credential)]
+    if request is not None:
+        requests.append(Request(request[0], request[1], token, credential))
+    responses = send_all(requests, url=url, timeout=timeout)
+    return Probe(whoami_path, responses[0], request, responses[1] if request is not None else None)
+
+
+class Session:
+    """A persistent synchronous client of an app in-process (ASGI), for the pytest plugin.
+
+    One event loop and one ``httpx.AsyncClient`` for its whole life, so a request costs
+    what a hand-made ASGI client's does; ``token`` goes in ``Authorization: Bearer``.
+    Returns httpx's own response. Redirects are not followed.
+    """
+
+    def __init__(self, app: Any, *, base_url: str = "http://testserver", raise_app_exceptions: bool = True):
+        import httpx
+
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions), base_url=base_url,
+            follow_redirects=False,
+        )
+
+    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
+        check_path(path)
+        if token is not None:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Bearer {token}"}
+        return self._loop.run_until_complete(self._client.request(method, path, **kwargs))
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.aclose())
+            self._loop.close()

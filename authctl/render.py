@@ -443,7 +443,12 @@ def routes_table(infos: Iterable[Any]) -> None:
 
 
 _MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("·", "dim")}
-_VERDICT_STYLE = {200: "bold green", 401: "bold yellow", 403: "bold red"}
+#: One style and one banner per ``policy.Outcome`` value: the decision, live answers and cells all use them.
+_OUTCOME_STYLE = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red", "no_route": "magenta",
+                  "client_error": "bold red", "server_error": "bold red", "not_sent": "dim", "error": "bold red",
+                  "undecided": "magenta"}
+_VERDICT_BANNER = {"allowed": "ALLOWED (200-class)", "unauthenticated": "401 UNAUTHENTICATED", "forbidden": "403 FORBIDDEN",
+                   "undecided": "UNDECIDED OFFLINE"}
 
 
 def _mark(ok: bool | None, label: str, detail: str = "") -> Any:
@@ -504,25 +509,40 @@ def check_report(data: dict[str, Any]) -> None:
         phase2.add(_mark(False, missing, "missing"))
     if authz["owner_match"]:
         phase2.add(_mark(True, "owner", "the path names the caller's own record"))
-    if verdict["status"] == 401:
+    outcome = verdict["outcome"]
+    if outcome == "unauthenticated":
         phase2.add(_mark(None, "not reached: authentication failed first"))
-    status = verdict["status"]
-    label = {200: "ALLOWED (200-class)", 401: "401 UNAUTHENTICATED", 403: "403 FORBIDDEN"}[status]
-    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, _VERDICT_STYLE[status]))
+    label = _VERDICT_BANNER.get(outcome, outcome.upper())
+    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
     phase3.add(text(verdict["reason"]))
     if verdict["unprotected"]:
         phase3.add(text(f"⚠ unprotected? {route.get('flag') or 'nothing reads credentials here'}", "bold yellow"))
     if verdict["hint"]:
         phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
-    live = data.get("live")
+    _live_report(phase3, data.get("live"))
+    out().print(tree)
+
+
+def _live_report(phase3: Any, live: dict[str, Any] | None) -> None:
+    """The live answer under the verdict: agreement (none when offline was undecided), why a 4xx/5xx is no answer, lints."""
     if live:
         agree = live["agrees"]
-        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}")
-        line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision", style="green" if agree else "bold red")
+        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}",
+                                                                  _OUTCOME_STYLE.get(live["outcome"], ""))
+        if agree is None:
+            line.append("  (the real answer: offline could not decide)", style=_OUTCOME_STYLE["undecided"])
+        else:
+            line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision",
+                        style="green" if agree else "bold red")
         phase3.add(line)
+        if agree is False and live["outcome"] == "no_route":
+            phase3.add(text("⚠ a 404/405 live: the server has no such route (another app?), or the handler found no such record", "yellow"))
+        elif agree is False and live["outcome"] in ("client_error", "server_error"):
+            phase3.add(text("⚠ a 4xx that is not a 401/403: the handler or the validator refused the request, "
+                            "not the verdict checked offline (authctl sends no request body or query)", "yellow")
+                       if live["outcome"] == "client_error" else text("⚠ the server failed (5xx): a crash is never an answer", "yellow"))
         for problem in live["lints"]:
             phase3.add(text(f"⚠ {problem}", "yellow"))
-    out().print(tree)
 
 
 def _native_report(tree: Any, data: dict[str, Any]) -> None:
@@ -539,51 +559,46 @@ def _native_report(tree: Any, data: dict[str, Any]) -> None:
     for step in steps:
         if step["name"].startswith(("scope", "guard")):
             phase2.add(_mark(step["ok"], step["name"], step["detail"]))
-    status = verdict["status"]
-    if verdict["undecided"]:
-        label, style = "UNDECIDED OFFLINE", "bold magenta"
-    else:
-        label = {200: "ALLOWED (200-class)", 401: "401 UNAUTHENTICATED", 403: "403 FORBIDDEN"}.get(status, str(status))
-        style = _VERDICT_STYLE.get(status, "bold")
-    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, style))
+    outcome = verdict["outcome"]
+    label = _VERDICT_BANNER.get(outcome, outcome.upper())
+    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
     phase3.add(text(verdict["reason"]))
     if native["fastapi_note"]:
         phase3.add(text(f"⚠ {native['fastapi_note']}", "yellow"))
     if verdict["hint"]:
         phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
-    live = data.get("live")
-    if live:
-        agree = live["agrees"]
-        line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}")
-        if agree is None:
-            line.append("  (the real answer: offline could not decide)", style="magenta")
-        else:
-            line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision",
-                        style="green" if agree else "bold red")
-        phase3.add(line)
-        for problem in live["lints"]:
-            phase3.add(text(f"⚠ {problem}", "yellow"))
+    _live_report(phase3, data.get("live"))
 
 
 # --------------------------------------------------------------------------- matrix, probe
 
 
-_CELL_STYLE = {"allow": "green", "401": "yellow", "403": "red"}
-
-
 def _cell_text(cell: Any) -> Any:
-    if getattr(cell, "undecided", None) and cell.live is None:
-        shown = text("?", "bold magenta")
-    elif cell.decision is None or getattr(cell, "undecided", None):  # observed only
-        status = cell.live_status
-        shown = text("—" if status is None else str(status), _CELL_STYLE.get(cell.outcome, ""))
-    else:
-        shown = text(str(cell.decision), _CELL_STYLE.get(cell.outcome if cell.live is None else
-                                                           {200: "allow"}.get(cell.decision, str(cell.decision)), ""))
+    """``200`` offline; ``200 ✓`` observed and agreeing; ``200 → 422 ✗`` when the server answered otherwise;
+    ``200 · not sent``; observed only: the live status, or ``not sent``; ``?`` undecided offline (a guard)."""
+    outcome = cell.outcome.value
+    if cell.decision is not None and cell.undecided:  # a guard decides: ``?`` offline, the live status is the answer
         if cell.live is not None:
-            shown.append(" ✓" if cell.agrees else f"≠{cell.live_status} ✗", style="green" if cell.agrees else "bold red")
+            shown = text(str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
+        else:
+            shown = text("?", "bold " + _OUTCOME_STYLE["undecided"])
+            if cell.not_sent is not None:
+                shown.append(" · not sent", style="dim")
+    elif cell.decision is None:  # observed only
+        shown = text("not sent" if cell.live is None else str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
+    else:
+        shown = text(str(cell.decision), _OUTCOME_STYLE.get(cell.decision_outcome.value, ""))
+        if cell.live is not None:
+            if cell.agrees:
+                shown.append(" ✓", style="green")
+            elif cell.live_status == cell.decision:  # same status, no agreement: a 5xx
+                shown.append(" ✗", style="bold red")
+            else:
+                shown.append(f" → {cell.live_status} ✗", style="bold red")
+        elif cell.not_sent is not None:
+            shown.append(" · not sent", style="dim")
     if cell.meets_expectation is False:
-        shown.append(f" (expected {cell.expected})", style="bold red")
+        shown.append(f" (expected {cell.expected.value})", style="bold red")
     return shown
 
 
@@ -602,37 +617,85 @@ def matrix_table(cells: list[Any], users: list[str]) -> None:
     out().print(table)
 
 
-def probe_report(whoami: Any, response: Any, request: tuple[str, str] | None) -> None:
-    """The server's own view (/whoami), then the request's status, key headers and body."""
+def matrix_notes(result: Any) -> None:
+    """What a reader of the matrix must know: where it ran, what was not sent or left out, and what failed."""
+    cells = result.cells
+    if result.target:
+        note(f"live requests went to: {result.target}")
+    unprotected = sorted({c.route.key for c in cells if c.route.unprotected})
+    for route in unprotected:
+        warn(f"open? {route}: nothing reads credentials, and it looks like a mistake")
+    lints: dict[str, list[str]] = {}
+    for cell in cells:
+        for problem in ([] if cell.live is None else cell.live.lints):
+            lints.setdefault(problem, []).append(f"{cell.route.key} as {cell.user}")
+    for problem, where in lints.items():
+        warn(f"{problem} ({where[0]}" + (f" and {len(where) - 1} more)" if len(where) > 1 else ")"))
+    undecided = [c for c in cells if c.undecided and c.live is None]
+    if undecided:
+        note(f"{len(undecided)} cell(s) undecided offline (a guard decides in code): add --live or --url")
+    reasons: dict[str, int] = {}
+    for cell in cells:
+        if cell.not_sent is not None:
+            reasons[cell.not_sent] = reasons.get(cell.not_sent, 0) + 1
+    for reason, count in reasons.items():
+        note(f"{count} cell(s) not sent: {reason}")
+    for line in result.notes:
+        note(line)
+    gone = [c for c in cells if c.live is not None and c.live.outcome.value == "no_route" and c.decision is not None
+            and c.decision_outcome.value != "no_route"]
+    if gone:
+        warn(f"{len(gone)} cell(s) answered 404/405 live where the app's routes say the route exists: is the server "
+             "running that app (--app), or does the handler lack the record (--param)? For another app use --openapi")
+    mismatches = [c for c in cells if c.agrees is False]
+    unmet = [c for c in cells if c.meets_expectation is False]
+    if mismatches:
+        error(f"{len(mismatches)} cell(s) where the live server disagrees with the offline decision")
+    if unmet:
+        error(f"{len(unmet)} unmet expectation(s)" + (" (a cell that was not sent meets none)"
+                                                       if any(c.not_sent for c in unmet) else "")
+              + (" (a cell undecided offline meets none)" if any(c.outcome.value == "undecided" for c in unmet) else ""))
+    if result.without_expectation:
+        error(f"{len(result.without_expectation)} route(s) with no expectation (--strict): "
+              + ", ".join(result.without_expectation))
+
+
+def probe_report(result: Any) -> None:
+    """The server's own view (the identity endpoint, by the path called), then the request's
+    status, key headers and body; every byte from the server is escaped (``printable``)."""
     import json
 
     from rich.panel import Panel
 
-    status_style = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red"}
-    who = text(f"GET /whoami → {whoami.status} {whoami.outcome}\n", status_style.get(whoami.outcome, "bold"))
-    if whoami.status == 200 and isinstance(whoami.body, dict):
+    whoami, response = result.whoami, result.response
+    who = text(f"GET {result.whoami_path} → {whoami.status} {whoami.outcome.value}\n",
+               _OUTCOME_STYLE.get(whoami.outcome.value, "bold"))
+    if result.problem is None and whoami.status == 200 and isinstance(whoami.body, dict):
         body = whoami.body
         user = body.get("user") if isinstance(body.get("user"), dict) else body
-        who.append(f"user: {user.get('username', '?')}\n")
+        who.append(text(f"user: {user.get('username', '?')}\n"))
         roles = body.get("roles") or user.get("roles")
-        if roles is not None:
-            who.append(f"roles: {', '.join(r if isinstance(r, str) else r.get('role', '?') for r in roles) or 'none'}\n")
+        if isinstance(roles, list):
+            names = ", ".join(str(r) if not isinstance(r, dict) else str(r.get("role", "?")) for r in roles)
+            who.append(text(f"roles: {names or 'none'}\n"))
         permissions = body.get("permissions")
-        if permissions is not None:
-            who.append("permissions: " + (", ".join(p if isinstance(p, str) else p.get("permission", "?") for p in permissions) or "none"))
+        if isinstance(permissions, list):
+            names = ", ".join(str(p) if not isinstance(p, dict) else str(p.get("permission", "?")) for p in permissions)
+            who.append(text("permissions: " + (names or "none")))
     else:
-        who.append(json.dumps(whoami.body)[:300] if not isinstance(whoami.body, str) else whoami.body[:300])
+        who.append(text(whoami.body[:300] if isinstance(whoami.body, str) else json.dumps(whoami.body, ensure_ascii=False)[:300]))
     out().print(Panel(who, title="who the server thinks you are", title_align="left"))
     for problem in whoami.lints:
         warn(problem)
-    if response is None or request is None:
+    if response is None or result.request is None:
         return
-    lines = text(f"{request[0]} {request[1]} → {response.status} {response.outcome}\n",
-                 status_style.get(response.outcome, "bold"))
+    method, path = result.request
+    lines = text(f"{method} {path} → {response.status} {response.outcome.value}\n",
+                 _OUTCOME_STYLE.get(response.outcome.value, "bold"))
     for name, value in response.headers.items():
-        lines.append(f"{name}: {value}\n", style="dim")
+        lines.append(text(f"{name}: {value}\n", "dim"))
     body_text = response.body if isinstance(response.body, str) else json.dumps(response.body, ensure_ascii=False)
-    lines.append(body_text[:1000])
+    lines.append(text(body_text[:1000]))
     out().print(Panel(lines, title="the request", title_align="left"))
     for problem in response.lints:
         warn(problem)
@@ -666,3 +729,128 @@ def demo_report(result: Any, now: int, keep: str | None) -> None:
     if keep:
         kept = f"{keep.rstrip('/')}/authctl.db"
         note(f"demo database kept in {kept} (try: authctl --db {kept} serve)")
+
+
+# --------------------------------------------------------------------------- who-can, role graph
+
+
+def who_can_report(result: Any) -> None:
+    """The users the route allows, each with the role that grants it; then the roles; then who is refused."""
+    console = out()
+    console.print(text(f"{result.method} {result.path}", "bold"), text(f"(route {result.route.path}, requires {result.route.describe()})", "dim"))
+    console.print(text(f"anonymous: {result.anonymous.outcome.label}", "dim"))
+    allowed = result.allowed
+    if allowed:
+        table = _table("user", "via role", "reason", title=f"{len(allowed)} of {len(result.users)} users allowed")
+        for answer in allowed:
+            table.add_row(text(answer.username), text(", ".join(answer.via) or "–"), text(answer.reason))
+        console.print(table)
+    else:
+        console.print(text(f"no user is allowed ({len(result.users)} users)", "bold red"))
+    console.print(text("roles that allow it: " + (", ".join(result.roles) or "none"), "dim"))
+    refused: dict[Any, int] = {}
+    for answer in result.users:
+        if answer.outcome.value != "allowed":
+            refused[answer.outcome] = refused.get(answer.outcome, 0) + 1
+    for outcome, count in refused.items():  # an undecided answer is not a refusal: the app's code decides
+        console.print(text(f"{'not known' if outcome.value == 'undecided' else 'refused'} ({outcome.label}): {count}", "dim"))
+
+
+def role_graph_json(roles: Iterable["Role"]) -> dict[str, Any]:
+    listed = list(roles)
+    return {
+        "roles": [{"name": r.name, "permissions": list(r.permissions), "inherits": list(r.inherits)} for r in listed],
+        "edges": [{"from": r.name, "to": parent, "kind": "inherits"} for r in listed for parent in r.inherits],
+    }
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def role_graph_mermaid(roles: Iterable["Role"]) -> str:
+    """A Mermaid flowchart: one node per role (its own permissions inside), an edge per inheritance."""
+    lines = ["flowchart TD"]
+    listed = list(roles)
+    for index, role in enumerate(listed):
+        label = "<br/>".join([f"<b>{role.name}</b>", *role.permissions])
+        lines.append(f"  r{index}[{_quoted(label)}]")
+    ids = {role.name: f"r{index}" for index, role in enumerate(listed)}
+    for role in listed:
+        for parent in role.inherits:
+            lines.append(f"  {ids[role.name]} -->|inherits| {ids[parent]}")
+    return "\n".join(lines)
+
+
+def role_graph_dot(roles: Iterable["Role"]) -> str:
+    """Graphviz DOT: one box per role (its own permissions under the name), an edge per inheritance."""
+    lines = ["digraph roles {", "  node [shape=box];"]
+    listed = list(roles)
+    for role in listed:
+        label = "\\n".join([role.name, *role.permissions]).replace('"', '\\"')
+        lines.append(f'  {_quoted(role.name)} [label="{label}"];')
+    for role in listed:
+        for parent in role.inherits:
+            lines.append(f'  {_quoted(role.name)} -> {_quoted(parent)} [label="inherits"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def role_graph_tree(roles: Iterable["Role"]) -> None:
+    """Each role that no other role inherits, with what it inherits below it."""
+    from rich.tree import Tree
+
+    listed = {role.name: role for role in roles}
+    inherited = {parent for role in listed.values() for parent in role.inherits}
+
+    def grow(node: Any, role: "Role", seen: frozenset[str]) -> None:
+        for permission in role.permissions:
+            node.add(text(permission, "green"))
+        for parent in role.inherits:
+            branch = node.add(text(f"inherits {parent}", "bold"))
+            if parent not in seen:
+                grow(branch, listed[parent], seen | {parent})
+
+    tree = Tree(text("roles", "bold"))
+    for role in listed.values():
+        if role.name not in inherited:
+            grow(tree.add(text(role.name, "bold cyan")), role, frozenset({role.name}))
+    out().print(tree)
+
+
+def policy_plan(plan: Any, *, applied: bool, prune: bool, generated: dict[str, str]) -> None:
+    """The diff on stdout (one line per change), then counts, kept and held on stderr."""
+    for change in plan.changes:
+        line = change.describe()
+        if change.kind == "user" and change.name in generated:
+            line += "  password: " + generated[change.name]
+        elif change.kind == "user.password" and change.name in generated:
+            line += ": " + generated[change.name]
+        emit_line(printable(line))
+    counts = plan.counts()
+    summary = f"{counts['added']} added, {counts['changed']} changed, {counts['removed']} removed"
+    if not plan.changes:
+        success("nothing to change" if plan.kept or plan.held else "the database matches the file")
+    elif applied:
+        success(f"applied: {summary}")
+    else:
+        note(f"would change: {summary} (nothing written)")
+    if plan.kept:
+        note(f"{len(plan.kept)} thing(s) in the database are not in the file and are kept (--prune removes them):")
+        for change in plan.kept:
+            note("  " + change.describe().replace("- ", "  ", 1))
+    for name in plan.held:
+        warn(f"user {name} has no password, so it stays disabled: `authctl user passwd {name}`, or apply with --generate")
+    if generated:
+        note("generated passwords shown once above; they are not stored anywhere")
+
+
+def policy_report(report: Any) -> None:
+    """``policy test``: each failure with its trace on stdout, the summary last."""
+    for failure in report.failures:
+        emit_line(printable(failure.text()))
+    checked = sum(cell.expected is not None for cell in report.cells)
+    if report.ok:
+        success(f"{checked} expectation(s) met" + (" (observed live)" if report.live else ""))
+    else:
+        error(f"{len(report.failures)} failure(s) in {checked} expectation(s)")

@@ -24,6 +24,7 @@ would redirect (trailing slash) says so.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import unquote
 
 from .errors import InvalidInput, NoRoute
-from .policy import PUBLIC, Decision, Requirement
+from .policy import PUBLIC, Decision, Outcome, Requirement
 
 if TYPE_CHECKING:
     from .store import Store
@@ -133,8 +134,10 @@ def load_app(spec: str | None = None) -> Any:
     """Import an ASGI app from ``"module:attr"`` (like uvicorn; ``"module"`` means ``module:app``).
 
     ``None`` is the bundled demo app. The current directory is put on ``sys.path``.
-    An attribute that is not an app but is callable is treated as a factory and
-    called without arguments. Any failure is one ``InvalidInput`` line (exit 1).
+    An attribute that is not an app but a Python function or class is treated as a
+    factory and called without arguments (a builtin such as ``sys.exit`` never is).
+    Any failure, including a module or factory that calls ``sys.exit`` (whatever the
+    code), is one ``InvalidInput`` line (exit 1): a broken app is never an answer.
     """
     spec = spec or DEFAULT_APP
     module_name, _, attr = spec.partition(":")
@@ -156,11 +159,15 @@ def load_app(spec: str | None = None) -> Any:
         raise InvalidInput(f"cannot import app {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
     except InvalidInput:
         raise
+    except SystemExit as exc:  # sys.exit(0) while importing is a failure too, not "allowed"
+        raise InvalidInput(f"cannot import app {spec!r}: importing it called sys.exit({exc.code!r})") from None
     except Exception as exc:  # the user's module raised while importing
         raise InvalidInput(f"cannot import app {spec!r}: {type(exc).__name__} while importing it") from None
-    if not _is_app(obj) and callable(obj):
+    if not _is_app(obj) and (inspect.isfunction(obj) or inspect.isclass(obj)):
         try:
             obj = obj()
+        except SystemExit as exc:
+            raise InvalidInput(f"cannot build app {spec!r}: the factory called sys.exit({exc.code!r})") from None
         except Exception as exc:
             raise InvalidInput(f"cannot build app {spec!r}: the factory raised {type(exc).__name__}") from None
     if not _is_app(obj):
@@ -863,8 +870,9 @@ class NativeDecision(Decision):
     version_note: str | None = None
 
     @property
-    def verdict(self) -> str:
-        return "undecided" if self.undecided else self.outcome.value
+    def outcome(self) -> Outcome:
+        """``Outcome.UNDECIDED`` while a guard's code decides (``status`` is then what reaching it takes)."""
+        return Outcome.UNDECIDED if self.undecided else Outcome.of_status(self.status)
 
     @property
     def decided(self) -> bool:
@@ -985,3 +993,80 @@ def routes_by_permission(app: Any) -> dict[str, list[str]]:
                 if entry not in result.setdefault(permission, []):
                     result[permission].append(entry)
     return result
+
+
+# --------------------------------------------------------------------------- path parameter samples
+
+#: A valid sample value per path type: Starlette convertors, Python annotations, OpenAPI types/formats.
+UUID_SAMPLE = "00000000-0000-4000-8000-000000000001"
+SAMPLES = {
+    "int": "1", "integer": "1", "float": "1.5", "number": "1.5", "uuid": UUID_SAMPLE, "path": "example",
+    "str": "example", "string": "example", "bool": "true", "boolean": "true", "date": "2024-01-01",
+    "date-time": "2024-01-01T00:00:00Z", "datetime": "2024-01-01T00:00:00Z", "int32": "1", "int64": "1",
+    "double": "1.5", "decimal": "1.5",
+}
+_CONVERTOR_KIND = {"IntegerConvertor": "int", "FloatConvertor": "float", "UUIDConvertor": "uuid",
+                   "PathConvertor": "path", "StringConvertor": "str"}
+
+
+def path_samples(info: RouteInfo) -> dict[str, str | None]:
+    """A valid sample for each path parameter of a route, by its type (``None``: cannot be filled).
+
+    The Starlette convertor (``{x:uuid}``) decides what the router matches; the handler's
+    annotation (``x: int``) what FastAPI then accepts; an unknown convertor gets whichever
+    sample its pattern matches.
+    """
+    import re
+    import uuid
+    from enum import Enum
+
+    route = info.route
+    convertors = _attr(route, "param_convertors", None) or {}
+    annotations: dict[str, Any] = {}
+    for field in getattr(_attr(route, "dependant"), "path_params", ()) or ():
+        annotations[field.name] = getattr(getattr(field, "field_info", None), "annotation", None)
+    result: dict[str, str | None] = {}
+    for name in dict.fromkeys([*convertors, *annotations]):
+        annotation = annotations.get(name)
+        kind = None
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            members = [str(member.value) for member in annotation]
+            result[name] = members[0] if members else None
+            continue
+        if annotation is uuid.UUID:
+            kind = "uuid"
+        elif annotation in (int, float, bool):
+            kind = annotation.__name__
+        convertor = convertors.get(name)
+        if kind is None and convertor is not None:
+            kind = _CONVERTOR_KIND.get(type(convertor).__name__)
+        if kind is None and convertor is not None:  # a custom convertor: a sample its pattern takes
+            pattern = getattr(convertor, "regex", None)
+            fits = [s for s in dict.fromkeys(SAMPLES.values()) if pattern and re.fullmatch(pattern, s)]
+            result[name] = fits[0] if fits else None
+            continue
+        result[name] = SAMPLES.get(kind or "str")
+    return result
+
+
+def sample_for_schema(schema: Mapping[str, Any]) -> str | None:
+    """An OpenAPI parameter schema's sample: its example, first enum value, or one of its format/type."""
+    if not isinstance(schema, Mapping):
+        return "example"
+    for key in ("example", "default"):
+        if schema.get(key) is not None:
+            return str(schema[key])
+    examples = schema.get("examples")
+    if isinstance(examples, list) and examples:
+        return str(examples[0])
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return str(schema["enum"][0])
+    for option in schema.get("anyOf") or schema.get("oneOf") or ():
+        if isinstance(option, Mapping) and option.get("type") != "null":
+            return sample_for_schema(option)
+    fmt, kind = schema.get("format"), schema.get("type")
+    if fmt in SAMPLES:
+        return SAMPLES[fmt]
+    if kind in (None, "string"):
+        return None if schema.get("pattern") else "example"
+    return SAMPLES.get(kind)

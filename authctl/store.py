@@ -209,7 +209,15 @@ def _migration_4(db: Any) -> None:
         db.execute("UPDATE OR REPLACE login_attempts SET username_key = ? WHERE username_key = ?", (key, old))
 
 
-def _migration_targets(db: Any) -> None:
+def _migration_5(db: Any) -> None:
+    """Expectation tables of the policy file (``authctl policy``): route x user -> expected outcome."""
+    db["expectations"].create(
+        {"route": str, "username": str, "expected": str}, pk=("route", "username"), not_null={"expected"},
+        if_not_exists=True,
+    )
+
+
+def _migration_6(db: Any) -> None:
     """Targets: how authctl authenticates to an app with its own security (secrets kept like key material).
 
     Idempotent: a file marked with an older schema version may already hold the table.
@@ -220,7 +228,7 @@ def _migration_targets(db: Any) -> None:
     )
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_targets)
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Foreign keys in sqlite-utils' create() carry no ON DELETE clause, so deletes
@@ -481,6 +489,15 @@ class Store:
             self._audit("config.set", key, {"old": old.get(key), "new": parsed})
         return parsed
 
+    def unset_setting(self, key: str) -> bool:
+        """Back to the default (``policy apply --prune``); True when a stored value was removed."""
+        with self.transaction():
+            old = self.stored_settings().get(key)
+            cursor = self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            if cursor.rowcount:
+                self._audit("config.unset", key, {"old": old})
+        return bool(cursor.rowcount)
+
     # ----------------------------------------------------------------- users
 
     _USER_COLUMNS = (
@@ -615,6 +632,7 @@ class Store:
         user = self.get_user(name)
         with self.transaction():
             self.conn.execute("DELETE FROM user_roles WHERE user_id = ?", (user.id,))
+            self.conn.execute("DELETE FROM expectations WHERE username = ?", (user.username,))
             self.conn.execute("DELETE FROM login_attempts WHERE username_key = ?", (username_key(user.username),))
             self.conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
             self._audit("user.remove", user.username)
@@ -1054,6 +1072,39 @@ class Store:
             self.conn.execute("UPDATE refresh_tokens SET used_at = coalesce(used_at, ?) WHERE family = ?", (utcnow(), family))
             self._audit("token.revoke_family", family, {"tokens": len(rows), "reason": reason}, actor="api")
         return len(rows)
+
+
+    # ----------------------------------------------------------------- policy file: expectations, summary
+
+    def expectations(self) -> dict[tuple[str, str], str]:
+        """(``"METHOD /path"``, username) -> expected outcome, as ``policy apply`` stored them."""
+        rows = self.conn.execute("SELECT route, username, expected FROM expectations ORDER BY route, username")
+        return {(route, username): expected for route, username, expected in rows}
+
+    def set_expectation(self, route: str, username: str, expected: str | None) -> None:
+        """Store one expectation (``None`` removes it), audit-logged."""
+        with self.transaction():
+            if expected is None:
+                self.conn.execute("DELETE FROM expectations WHERE route = ? AND username = ?", (route, username))
+            else:
+                self.conn.execute(
+                    "INSERT INTO expectations (route, username, expected) VALUES (?, ?, ?) "
+                    "ON CONFLICT(route, username) DO UPDATE SET expected = excluded.expected",
+                    (route, username, expected),
+                )
+            self._audit("expect.set" if expected is not None else "expect.remove", route,
+                        {"user": username, "expected": expected})
+
+    def set_role_description(self, name: str, description: str) -> None:
+        with self.transaction():
+            old = self.get_role(name).description
+            self.conn.execute("UPDATE roles SET description = ? WHERE name = ?", (description, name))
+            self._audit("role.describe", name, {"old": old, "new": description})
+
+    def record(self, action: str, target: str, details: dict[str, Any] | None = None) -> None:
+        """An audit-log row of its own (a summary such as ``policy.apply``), in the current transaction."""
+        with self.transaction():
+            self._audit(action, target, details)
 
 
 _ACCESS_SQL = """

@@ -13,6 +13,7 @@ Sections (each a module of bench/ with ``run(quick=False) -> list[dict]``):
 * bulk       hashing in 1 and 2 processes; `authctl user import` on a terminal (bench_bulk)
 * matrix     offline and in-process live decisions for 100 users x every route (bench_matrix)
 * native     `routes` and an offline matrix on a generated 1,000-route app with its own security (bench_native)
+* plugin     the pytest plugin: an as_user request vs a plain ASGI client; a 100 x 50 table vs the offline matrix (bench_plugin)
 
 Every figure is a median with its min-max, next to a baseline measured in the
 same run, interleaved with it. The app section uses wrk when it is installed and
@@ -39,7 +40,7 @@ if str(BENCH) not in sys.path:
 
 import benchlib  # noqa: E402  (also puts the checkout's package first on sys.path)
 
-SECTIONS = ("coldstart", "store", "tokens", "app", "bulk", "matrix", "native")
+SECTIONS = ("coldstart", "store", "tokens", "app", "bulk", "matrix", "native", "plugin")
 PACKAGES = ("authctl", "typer", "rich", "fastapi", "starlette", "pydantic", "uvicorn", "httpx", "PyJWT",
             "cryptography", "sqlite-utils", "libpass", "argon2-cffi")
 
@@ -165,6 +166,10 @@ def run_section(name: str, quick: bool, use_wrk: bool | None) -> list[dict[str, 
         import bench_native
 
         return bench_native.run(quick=quick)
+    if name == "plugin":
+        import bench_plugin
+
+        return bench_plugin.run(quick=quick)
     raise ValueError(name)
 
 
@@ -263,6 +268,13 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str,
         out.append((f"native: {row['name']}", _range_ms(row["step_median_s"], row["step_min_s"], row["step_max_s"]),
                     "app import-and-build: " + _range_ms(row["build_median_s"], row["build_min_s"], row["build_max_s"]),
                     f"{row['ratio']:.2f}x", row["target"], _status(row["meets_target"])))
+    for row in results.get("plugin") or []:
+        def span(median: float, low: float, high: float) -> str:
+            return f"{benchlib.fmt_seconds(median)} ({benchlib.fmt_seconds(low)}–{benchlib.fmt_seconds(high)})"
+
+        out.append((row["name"], span(row["median_s"], row["min_s"], row["max_s"]),
+                    span(row["baseline_median_s"], row["baseline_min_s"], row["baseline_max_s"]),
+                    f"{row['ratio']:.2f}x", f"≤ {row['goal']}x", _status(row["ratio"] <= row["goal"])))
     return out
 
 

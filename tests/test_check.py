@@ -221,20 +221,31 @@ def test_matrix_offline_json(demo: Cli) -> None:
     assert all(c["live"] is None for c in data["cells"])
 
 
+BODY_ROUTES = {"POST /token", "POST /token/refresh", "POST /courses"}  # the matrix sends no request body
+
+
 def test_matrix_live_agrees_everywhere_on_the_demo(demo: Cli) -> None:
-    result = demo("matrix", "--live", "--unsafe", "--param", "id=2", "--json")
+    result = demo("matrix", "--live", "--param", "id=2", "--json")
     assert result.exit_code == 0, result.stderr
     cells = json.loads(result.stdout)["cells"]
-    assert cells and all(c["agrees"] is True for c in cells)
+    sent = [c for c in cells if c["live"] is not None]
+    assert sent and all(c["agrees"] is True for c in sent)
+    assert {f"{c['method']} {c['route']}" for c in cells if c["live"] is None} == BODY_ROUTES
     assert {c["user"] for c in cells} == {"suman", "rahul", "priya", "anonymous"}
 
 
-def test_matrix_live_without_unsafe_skips_mutations(demo: Cli) -> None:
-    result = demo("matrix", "--live", "--users", "rahul", "--json")
-    cells = json.loads(result.stdout)["cells"]
-    assert all(c["live"] is None for c in cells if c["method"] != "GET")
-    assert all(c["live"] is not None for c in cells if c["method"] == "GET")
-    assert "--unsafe" in result.stderr
+def test_matrix_live_on_a_proven_snapshot_sends_mutating_cells(demo: Cli) -> None:
+    """The bundled app runs on a snapshot: DELETE and POST /logout are sent without --unsafe, as check --live does."""
+    result = demo("matrix", "--live", "--users", "suman", "--param", "id=3", "--json")
+    assert result.exit_code == 0, result.stderr
+    cells = {(c["method"], c["route"], c["user"]): c for c in json.loads(result.stdout)["cells"]}
+    assert cells[("DELETE", "/student/{id}", "suman")]["live"] == 200
+    assert cells[("POST", "/logout", "suman")]["live"] == 200
+    assert cells[("POST", "/courses", "suman")]["not_sent"].startswith("the route needs a request body")
+    assert cells[("POST", "/courses", "suman")]["outcome"] == "not_sent"
+    assert "snapshot copy of the database" in result.stderr
+    with Store.open(demo.db) as store:
+        assert store.conn.execute("SELECT deleted FROM demo_students WHERE id = 3").fetchone()[0] == 0
 
 
 def test_matrix_flags_unprotected_routes_and_csv(demo: Cli, fixture_app: str) -> None:
@@ -257,11 +268,11 @@ def test_matrix_expectations_turn_it_into_a_test(demo: Cli, tmp_path: Path) -> N
     expect.write_text('["DELETE /student/{id}"]\nrahul = "allow"\n')
     failing = demo("matrix", "--expect", str(expect), "--users", "rahul", "--format", "junit")
     assert failing.exit_code == 6
-    assert 'failures="1"' in failing.stdout and "expected allow, got 403" in failing.stdout
+    assert 'failures="1"' in failing.stdout and "expected allowed, got forbidden" in failing.stdout
     assert "1 unmet expectation" in failing.stderr
     expect.write_text('["DELETE /student/{id}"]\nrahul = "maybe"\n')
     bad = demo("matrix", "--expect", str(expect))
-    assert bad.exit_code == 1 and "expected allow, 401 or 403" in bad.stderr
+    assert bad.exit_code == 1 and "expected allow, 401, 403" in bad.stderr
 
 
 def test_foreign_app_routes_from_openapi_observed_only(demo: Cli) -> None:
@@ -284,7 +295,7 @@ def test_foreign_app_routes_from_openapi_observed_only(demo: Cli) -> None:
         cells = matrix.observed_cells(store, routes, ["rahul", "anonymous"])
     matrix.attach_live(cells, app=foreign)
     assert [(c.user, c.live_status, c.decision) for c in cells] == [("rahul", 200, None), ("anonymous", 401, None)]
-    matrix.apply_expectations(cells, {("GET", "/items/{item_id}"): {"anonymous": "allow"}})
+    matrix.apply_expectations(cells, {("GET", "/items/{item_id}"): {"anonymous": matrix.Outcome.ALLOWED}})
     assert [c.failed for c in cells] == [False, True]
 
 
@@ -428,7 +439,9 @@ def test_demo_end_to_end_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
     statuses = [(s["verdict"]["status"], s["live"]["status"]) for s in data["steps"]]
     assert statuses == [(401, 401), (403, 403), (200, 200)]
     assert data["token"]["valid"] is True
-    assert all(cell["agrees"] for cell in data["matrix"]["cells"])
+    sent = [cell for cell in data["matrix"]["cells"] if cell["live"] is not None]
+    assert sent and all(cell["agrees"] for cell in sent)
+    assert {f"{c['method']} {c['route']}" for c in data["matrix"]["cells"] if c["live"] is None} == BODY_ROUTES
     assert list(tmp_path.iterdir()) == []
 
 

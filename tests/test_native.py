@@ -249,6 +249,7 @@ def test_a_forged_token_checked_against_the_target_key_is_a_401(native_store):
 
 def test_undecided_never_agrees_and_never_passes(native_store):
     from authctl.matrix import Cell, Route
+    from authctl.policy import Outcome
 
     app = fixture_app("superuser")
     subject = explain.subject_for_target(native_store, _target("superuser"), "rahul")
@@ -256,6 +257,7 @@ def test_undecided_never_agrees_and_never_passes(native_store):
     assert result.undecided and result.exit_code == 1 and result.agrees is None
     explain.attach_live([result], app=app, source="in-process")
     assert result.live.status == 403 and result.agrees is None and result.exit_code == 4  # the live answer decides
-    cell = Cell(Route("GET", "/admin/users", "/admin/users", "guarded"), "rahul", 200, expected="allow",
+    cell = Cell(Route("GET", "/admin/users", "/admin/users", "guarded"), "rahul", 200, expected=Outcome.ALLOWED,
                 undecided="`get_current_active_superuser`")
-    assert cell.outcome == "undecided" and cell.meets_expectation is False and cell.agrees is None
+    assert cell.outcome is Outcome.UNDECIDED and cell.meets_expectation is False and cell.agrees is None
+    assert cell.as_dict()["outcome"] == cell.as_dict()["decision_outcome"] == "undecided"

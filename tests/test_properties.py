@@ -404,9 +404,9 @@ def signed_token(draw, db: TokenDb, key) -> str:
     return sign(key, header, claims)
 
 
-def _accepted(store: Store, token: str, now: int) -> bool:
+def _accepted(store: Store, token: str, now: int, expected_type: str = "access") -> bool:
     try:
-        tokens.verify(store, token, now=now)
+        tokens.verify(store, token, now=now, expected_type=expected_type)
     except TokenError:
         return False
     return True
@@ -430,15 +430,20 @@ def test_inspect_agrees_with_verify_on_tokens_our_key_signed(token_db: TokenDb, 
 def test_token_commands_agree_with_the_library_on_signed_tokens(
     token_db: TokenDb, token_store: Store, data, as_json
 ) -> None:
-    """Exit 0 exactly when the library accepts; otherwise 3; the --json report is strict JSON."""
+    """Exit 0 exactly when the library accepts; otherwise 3; the --json report is strict JSON.
+
+    ``verify`` expects an access token; ``inspect`` without ``--type`` accepts either kind.
+    """
     key = KeyRing.for_store(token_store).active
     token = valid_token(token_db, key) if data is None else data.draw(signed_token(token_db, key))
-    accepted = _accepted(token_store, token, int(time.time()))
+    now = int(time.time())
+    accepted = _accepted(token_store, token, now)
+    accepted_any = accepted or _accepted(token_store, token, now, expected_type="refresh")
     assert accepted or data is not None, "the explicit example must take the valid path"
     inspected = run_token_command(token_db, "inspect", "argument", token, as_json)
     verified = run_token_command(token_db, "verify", "argument", token, as_json)
-    for result in (inspected, verified):
-        assert result.exit_code == (0 if accepted else 3), (result.stdout[-400:], result.stderr)
+    for result, expected in ((inspected, accepted_any), (verified, accepted)):
+        assert result.exit_code == (0 if expected else 3), (result.stdout[-400:], result.stderr)
         assert "internal error" not in result.stderr
         if as_json and result.stdout:
             json.loads(result.stdout, parse_constant=_reject_constant)

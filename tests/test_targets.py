@@ -279,11 +279,15 @@ def test_probe_command_speaks_the_target(seeded, tmp_path):
     lines = "".join(f"{name}:{user['password']}\n" for name, user in USERS.items())
     assert seeded("target", "add", "reports", "--basic", "--passwords-stdin", input=lines).exit_code == 0
     with serving(basic.app) as url:
+        # the identity endpoint must answer who the caller is (a JSON object): /reports does, /ping ("pong") does not
         result = seeded("probe", "GET", "/reports", "--as", "rahul", "--target", "reports", "--url", url,
-                        "--whoami-path", "/ping", "--json")
+                        "--whoami-path", "/reports", "--json")
         assert result.exit_code == 0, result.stderr
         data = json.loads(result.stdout)
+        assert data["whoami"]["body"] == {"owner": "rahul"} and data["whoami"]["problem"] is None
         assert data["request"]["status"] == 200 and data["request"]["body"] == {"owner": "rahul"}
-        anonymous = seeded("probe", "GET", "/reports", "--target", "reports", "--url", url, "--whoami-path", "/ping")
+        anonymous = seeded("probe", "GET", "/reports", "--target", "reports", "--url", url, "--whoami-path", "/reports")
         assert anonymous.exit_code == 3
+        pong = seeded("probe", "--as", "rahul", "--target", "reports", "--url", url, "--whoami-path", "/ping")
+        assert pong.exit_code == 1 and "without a JSON object" in pong.stderr
     assert USERS["rahul"]["password"] not in result.stdout + result.stderr

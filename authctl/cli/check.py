@@ -16,7 +16,9 @@ AsUser = Annotated[Optional[str], typer.Option("--as", help="Mint a token for th
 TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use: TOKEN, - (stdin) or @FILE ('Bearer ' is stripped).")]
 Anonymous = Annotated[bool, typer.Option("--anonymous", help="Send no token at all.")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server, e.g. http://127.0.0.1:8000.")]
-Unsafe = Annotated[bool, typer.Option("--unsafe", help="Allow methods other than GET/HEAD/OPTIONS to be sent live.")]
+Unsafe = Annotated[bool, typer.Option("--unsafe", help=(
+    "Send methods other than GET/HEAD/OPTIONS where they may change real data: a running server (--url), "
+    "or an app authctl could not rebind to a snapshot. Not needed on a proven snapshot."))]
 TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Speak this target's credentials (authctl target add): for an app with its own security.", show_default=False)]
 
 
@@ -52,10 +54,6 @@ def load_target(store, name: Optional[str]):
     return targets.get(store, name)
 
 
-def _sends(subject) -> bool:
-    return subject.token is not None or subject.credential is not None
-
-
 def check(
     method: Annotated[str, typer.Argument(help="HTTP method, e.g. DELETE.", show_default=False)],
     path: Annotated[str, typer.Argument(help="Request path, e.g. /student/3.", show_default=False)],
@@ -63,7 +61,9 @@ def check(
     token: TokenOpt = None,
     anonymous: Anonymous = False,
     app_spec: AppOption = None,
-    live: Annotated[bool, typer.Option("--live", help="Also run the request in-process on a snapshot copy of the database.")] = False,
+    live: Annotated[bool, typer.Option("--live", help=(
+        "Also run the request in-process: on a snapshot copy of the database when authctl can rebind the app "
+        "to it (the output says where it went)."))] = False,
     url: UrlOpt = None,
     unsafe: Unsafe = False,
     target_name: TargetOpt = None,
@@ -89,15 +89,8 @@ def check(
         target = load_target(store, target_name)
         subject = pick_subject(store, as_user, token, anonymous, explain.app_overrides(app), target)
         result = explain.check(store, app, method, path, subject)
-        if url:
-            from .. import probe
-
-            explain.require_safe_method(method, unsafe)
-            probe.check_transport(url, sends_token=_sends(subject), insecure_transport=False)
-            explain.attach_live([result], url=url, source=url)
-        elif live:
-            with explain.snapshot_app(store, app_spec) as snapshot:
-                explain.attach_live([result], app=snapshot, source="in-process, snapshot copy of the database")
+        if url or live:
+            explain.check_live(result, store, app_spec, url=url, unsafe=unsafe)
     data = result.as_dict()
     if state.wants_json(json_output):
         render.emit_json(data)
@@ -124,7 +117,8 @@ def probe(
 ) -> None:
     """Ask a running server who this request is (/whoami), then send METHOD PATH and classify the answer.
 
-    Exit 0 allowed, 3 for a 401, 4 for a 403, 1 when the server cannot be reached.
+    Exit 0 allowed, 3 for a 401, 4 for a 403, 5 for a 404/405, 1 for another error status,
+    when the server cannot be reached, or when the identity endpoint is missing or failing.
     """
     from .. import explain, probe as live
 
@@ -143,41 +137,46 @@ def probe(
     else:
         subject = pick_subject(None, None, token, anonymous or token is None)
     assert url is not None
-    live.check_transport(url, sends_token=_sends(subject), insecure_transport=insecure_transport)
-    requests = [live.Request("GET", whoami_path, subject.token, subject.credential)]
-    if method is not None and path is not None:
-        requests.append(live.Request(method, path, subject.token, subject.credential))
-    responses = live.send_all(requests, url=url, timeout=timeout)
-    whoami, response = responses[0], (responses[1] if len(responses) > 1 else None)
-    final = response or whoami
+    live.check_transport(url, sends_token=subject.sends_credentials, insecure_transport=insecure_transport)
+    result = live.run_probe(subject.token, url=url, whoami_path=whoami_path,
+                            request=(method, path) if method is not None and path is not None else None, timeout=timeout,
+                            credential=subject.credential)
     if state.wants_json(json_output):
         render.emit_json({
             "url": url, "subject": {"kind": subject.kind, "label": subject.label},
-            "whoami": whoami.as_dict(),
-            "request": None if response is None else {"method": method, "path": path, **response.as_dict()},
+            "whoami": {"path": whoami_path, **result.whoami.as_dict(), "problem": result.problem},
+            "request": None if result.response is None else {"method": method, "path": path, **result.response.as_dict()},
         })
     else:
-        render.probe_report(whoami, response, (method, path) if response is not None else None)
-    raise typer.Exit({401: 3, 403: 4}.get(final.status, 0))
+        render.probe_report(result)
+    if result.problem:
+        render.error(result.problem)
+    raise typer.Exit(result.exit_code)
 
 
 def matrix(
     users_option: Annotated[Optional[str], typer.Option("--users", help="Comma-separated users (default: every user); 'anonymous' is always added.")] = None,
     app_spec: AppOption = None,
-    live: Annotated[bool, typer.Option("--live", help="Also observe every cell in-process, on a snapshot copy of the database.")] = False,
+    live: Annotated[bool, typer.Option("--live", help=(
+        "Also observe every cell in-process: on a snapshot copy of the database when authctl can rebind the app "
+        "to it (mutating cells are then sent too)."))] = False,
     url: UrlOpt = None,
     openapi: Annotated[bool, typer.Option("--openapi", help="With --url: routes and their declared security from the server's OpenAPI document (an app authctl cannot import).")] = False,
     openapi_url: Annotated[Optional[str], typer.Option("--openapi-url", help="Where the server serves its OpenAPI document (default: the --app's openapi_url, else /openapi.json).", show_default=False)] = None,
-    params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable).")] = None,
-    expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6.")] = None,
+    params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable); otherwise a sample of the parameter's type.")] = None,
+    expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6, a route or user that matches nothing exits 1.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="With --expect: also fail (exit 6) on every route the file has no expectation for.")] = False,
     unsafe: Unsafe = False,
     target_name: TargetOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv or junit.")] = "table",
     json_output: JsonFlag = False,
 ) -> None:
-    """Users (and anonymous) × routes: 200 / 401 / 403 for each, offline, live, or both.
+    """Users (and anonymous) × routes: the outcome of each, offline, live, or both.
 
-    Exit 6 when a live cell disagrees with the offline decision or an expectation is unmet.
+    Exit 6 when a live cell disagrees with the offline decision (a 404, 4xx or 5xx never
+    agrees with "allowed"), an expectation is unmet (a cell never sent, or undecided
+    offline because a guard decides in code, meets none), or, with --strict, a route
+    has no expectation.
     """
     from .. import matrix as grid
 
@@ -190,50 +189,27 @@ def matrix(
         raise typer.BadParameter("--openapi needs --url")
     if openapi_url and not openapi:
         raise typer.BadParameter("--openapi-url goes with --openapi")
+    if strict and not expect:
+        raise typer.BadParameter("--strict needs --expect FILE", param_hint="--strict")
     expectations = grid.load_expectations(expect) if expect else None
     with state.open_store() as store:
         result = grid.build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
-            params=grid.parse_params(params or []), unsafe=unsafe, target=load_target(store, target_name),
-            openapi_url=openapi_url,
+            params=grid.parse_params(params or []), unsafe=unsafe, expectations=expectations, strict=strict,
+            target=load_target(store, target_name), openapi_url=openapi_url,
         )
-    cells, users, skipped = result.cells, result.users, result.skipped
-    unknown = grid.apply_expectations(cells, expectations) if expectations else []
+    cells, users = result.cells, result.users
     if fmt == "json":
-        render.emit_json({"users": users, "cells": [cell.as_dict() for cell in cells]})
+        render.emit_json({"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
+                          "skipped_routes": result.notes, "without_expectation": result.without_expectation})
     elif fmt == "csv":
         sys.stdout.write(grid.to_csv(cells))
     elif fmt == "junit":
-        sys.stdout.write(grid.to_junit(cells))
+        sys.stdout.write(grid.to_junit(cells, result.without_expectation))
     else:
         render.matrix_table(cells, users)
-    _matrix_notes(cells, skipped, unknown)
-    raise typer.Exit(6 if any(cell.failed for cell in cells) else 0)
-
-
-def _matrix_notes(cells, skipped: int, unknown: list[str]) -> None:
-    unprotected = sorted({f"{c.route.method} {c.route.template}" for c in cells if c.route.unprotected})
-    for route in unprotected:
-        render.warn(f"open? {route}: nothing reads credentials, and it looks like a mistake")
-    lints: dict[str, list[str]] = {}
-    for cell in cells:
-        for problem in ([] if cell.live is None else cell.live.lints):
-            lints.setdefault(problem, []).append(f"{cell.route.method} {cell.route.template} as {cell.user}")
-    for problem, where in lints.items():
-        render.warn(f"{problem} ({where[0]}" + (f" and {len(where) - 1} more)" if len(where) > 1 else ")"))
-    undecided = [c for c in cells if c.undecided and c.live is None]
-    if undecided:
-        render.note(f"{len(undecided)} cell(s) undecided offline (a guard decides in code): add --live or --url")
-    if skipped:
-        render.note(f"{skipped} cells with mutating methods were not sent live: add --unsafe")
-    for entry in unknown:
-        render.warn(f"expectation for {entry} matches no cell")
-    mismatches = [c for c in cells if c.agrees is False]
-    unmet = [c for c in cells if c.meets_expectation is False]
-    if mismatches:
-        render.error(f"{len(mismatches)} cell(s) where the live server disagrees with the offline decision")
-    if unmet:
-        render.error(f"{len(unmet)} unmet expectation(s)")
+    render.matrix_notes(result)
+    raise typer.Exit(6 if result.failed else 0)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, List, Optional
 
 import typer
@@ -11,6 +12,13 @@ from ..errors import InvalidInput
 from .common import JsonFlag, state
 
 app = typer.Typer(no_args_is_help=True)
+
+
+class GraphFormat(str, Enum):
+    tree = "tree"
+    mermaid = "mermaid"
+    dot = "dot"
+
 
 RoleName = Annotated[str, typer.Argument(help="Role name (lower-case identifier).", show_default=False)]
 Inherits = Annotated[Optional[List[str]], typer.Option("--inherits", "-i", help="Role whose permissions this role includes (repeatable).")]
@@ -96,3 +104,29 @@ def grant(name: RoleName, permissions: Permissions = None, inherits: Inherits = 
 def revoke(name: RoleName, permissions: Permissions = None, inherits: Inherits = None, json_output: JsonFlag = False) -> None:
     """Revoke permissions from a role (and/or stop it inheriting roles)."""
     _change(name, permissions, inherits, add=False, as_json=state.wants_json(json_output))
+
+
+@app.command("graph")
+def graph(
+    format_: Annotated[GraphFormat, typer.Option("--format", "-f", help="tree (for people), mermaid or dot (for diagrams).")] = GraphFormat.tree,
+    json_output: JsonFlag = False,
+) -> None:
+    """Roles, what each inherits and the permissions it grants, as a tree, Mermaid or Graphviz DOT.
+
+    Examples:
+      authctl role graph
+      authctl role graph --format mermaid > roles.mmd
+      authctl role graph --format dot | dot -Tsvg > roles.svg
+    """
+    with state.open_store() as store:
+        roles = store.list_roles()
+    if state.wants_json(json_output):
+        render.emit_json(render.role_graph_json(roles))
+    elif format_ is GraphFormat.mermaid:
+        render.emit_line(render.role_graph_mermaid(roles))
+    elif format_ is GraphFormat.dot:
+        render.emit_line(render.role_graph_dot(roles))
+    elif roles:
+        render.role_graph_tree(roles)
+    else:
+        render.note("no roles yet: `authctl role add NAME`")

@@ -1,0 +1,142 @@
+"""``authctl policy export|apply|diff|test``: the whole policy as one reviewable TOML file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from .. import render
+from .common import JsonFlag, state
+
+app = typer.Typer(no_args_is_help=True)
+
+File = Annotated[str, typer.Argument(help="The policy file (TOML).", show_default=False)]
+Prune = Annotated[bool, typer.Option("--prune", help="Also remove what the database has and the file does not.")]
+DRIFT = 7  # policyfile.DRIFT_EXIT, without importing it for --help
+
+
+@app.command("export")
+def export(
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to FILE (replaced atomically) instead of stdout.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Print the database's policy: settings, roles, users (no passwords or hashes), expectations."""
+    from .. import policyfile
+
+    with state.open_store() as store:
+        policy = policyfile.export(store)
+    if state.wants_json(json_output):
+        import tomllib
+
+        render.emit_json(tomllib.loads(policyfile.dump(policy)))
+        return
+    text = policyfile.dump(policy)
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    _write(output, text)
+    render.success(f"wrote {output}")
+
+
+def _write(path: str, text: str) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import InvalidInput
+
+    target = Path(path)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _plan_out(result, *, prune: bool, as_json: bool) -> None:
+    if as_json:
+        render.emit_json({**result.plan.as_dict(), "applied": result.applied,
+                          "generated": [{"username": u, "password": p} for u, p in result.generated.items()]})
+    else:
+        render.policy_plan(result.plan, applied=result.applied, prune=prune, generated=result.generated)
+
+
+@app.command("apply")
+def apply(
+    file: File,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing (exit 7 if anything would).")] = False,
+    prune: Prune = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Users without a password get a generated one (printed once) and the file's status.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Make the database match the file: all or nothing, in one transaction, audit-logged.
+
+    New users are created disabled without a password, unless --generate. Nothing is
+    removed unless --prune. With --dry-run: exit 0 when nothing would change, 7 when
+    something would.
+    """
+    from .. import policyfile
+
+    policy = policyfile.load(file)
+    with state.open_store() as store:
+        result = policyfile.apply(store, policy, prune=prune, generate=generate, dry_run=dry_run, source=file)
+    _plan_out(result, prune=prune, as_json=state.wants_json(json_output))
+    raise typer.Exit(DRIFT if dry_run and result.changed else 0)
+
+
+@app.command("diff")
+def diff(file: File, prune: Prune = False, json_output: JsonFlag = False) -> None:
+    """What `policy apply FILE` would change (read-only). Exit 0: nothing; 7: something would."""
+    from .. import policyfile
+
+    policy = policyfile.load(file)
+    with state.open_store() as store:
+        result = policyfile.apply(store, policy, prune=prune, dry_run=True, source=file)
+    _plan_out(result, prune=prune, as_json=state.wants_json(json_output))
+    raise typer.Exit(DRIFT if result.changed else 0)
+
+
+@app.command("test")
+def test(
+    file: File,
+    app_spec: Annotated[Optional[str], typer.Option("--app", help="module:attr of your FastAPI app (default: the bundled demo).")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Also send every expected cell to the app in-process.")] = False,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="With --live and --app: also send mutating methods.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on every route that has no expectation.")] = False,
+    params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json or junit.")] = "text",
+    json_output: JsonFlag = False,
+) -> None:
+    """Run the file's expectations on a throwaway database built from the file alone.
+
+    No database is read or written. Each unmet expectation shows the two-phase trace
+    (authentication, authorization). Exit 0 when all are met, 6 otherwise.
+    """
+    import tempfile
+
+    from .. import matrix, policyfile, testing
+
+    fmt = "json" if state.wants_json(json_output) else fmt
+    if fmt not in ("text", "json", "junit"):
+        raise typer.BadParameter("use text, json or junit", param_hint="--format")
+    policy = policyfile.load(file)
+    with tempfile.TemporaryDirectory(prefix="authctl-policy-test-") as directory:
+        # the bundled app runs on the throwaway database alone: nothing real to protect
+        report = testing.policy_test(policy, app_spec, directory, live=live, unsafe=unsafe or app_spec is None,
+                                     strict=strict, params=matrix.parse_params(params or []))
+    if fmt == "json":
+        render.emit_json(report.as_dict())
+    elif fmt == "junit":
+        sys.stdout.write(testing.to_junit(report))
+    else:
+        render.policy_report(report)
+    raise typer.Exit(0 if report.ok else 6)
