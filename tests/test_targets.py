@@ -291,3 +291,40 @@ def test_probe_command_speaks_the_target(seeded, tmp_path):
         pong = seeded("probe", "--as", "rahul", "--target", "reports", "--url", url, "--whoami-path", "/ping")
         assert pong.exit_code == 1 and "without a JSON object" in pong.stderr
     assert USERS["rahul"]["password"] not in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- native verdicts on the one outcome vocabulary
+
+
+def test_an_undecided_outcome_never_agrees_and_can_never_be_expected(accounts, tmp_path):
+    from authctl.policy import Outcome
+
+    assert not Outcome.UNDECIDED.agrees_with(Outcome.UNDECIDED) and Outcome.UNDECIDED.exit_code == 1
+    expect = tmp_path / "expect.toml"
+    expect.write_text('["GET /admin/users"]\nsuman = "undecided"\n')
+    result = accounts("matrix", "--app", ACCOUNTS, "--target", "accounts", "--expect", str(expect))
+    assert result.exit_code == 1 and "expected allow, 401, 403" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_check_live_on_an_app_with_its_own_security_is_never_a_snapshot(shop):
+    """Native apps keep their own data: a mutating request needs --unsafe, and the output says where it went."""
+    refused = shop("check", "DELETE", "/items/1", "--as", "rahul", "--target", "shop", "--app", SHOP, "--live")
+    assert refused.exit_code == 1 and "add --unsafe" in refused.stderr and "own data" in refused.stderr
+    code, data, _ = check(shop, "GET", "/users/me", "--as", "rahul", "--target", "shop", "--app", SHOP, "--live")
+    assert code == 0 and data["live"]["snapshot"] is False and "NOT a snapshot" in data["live"]["source"]
+    offline = shop("matrix", "--app", SHOP, "--target", "shop", "--users", "rahul", "--live", "--json")
+    deletes = [c for c in json.loads(offline.stdout)["cells"] if c["method"] == "DELETE"]
+    assert deletes and all(c["outcome"] == "not_sent" and "--unsafe" in c["not_sent"] for c in deletes)
+
+
+def test_matrix_strict_and_a_target_together(accounts, tmp_path):
+    """--strict (a route nobody decided on fails) holds for an app spoken to through a target."""
+    expect = tmp_path / "expect.toml"
+    expect.write_text('["GET /admin/users"]\nrahul = 403\nsuman = "allow"\nanonymous = 401\n')
+    args = ("matrix", "--app", ACCOUNTS, "--target", "accounts", "--users", "rahul,suman", "--live", "--expect", str(expect))
+    met = accounts(*args, "--json")
+    assert met.exit_code == 0, met.stderr
+    cells = {(c["route"], c["user"]): c for c in json.loads(met.stdout)["cells"]}
+    assert cells[("/admin/users", "rahul")]["live"] == 403 and cells[("/admin/users", "rahul")]["meets_expectation"] is True
+    strict = accounts(*args, "--strict", "--json")
+    assert strict.exit_code == 6 and "GET /me" in json.loads(strict.stdout)["without_expectation"]
