@@ -17,10 +17,29 @@ if TYPE_CHECKING:
     from .store import Access, AuditEntry, Permission, Role, User
 
 
+#: The width of output that goes to a file or a pipe (no COLUMNS): as wide as the data, never cut at 80.
+PIPED_WIDTH = 100_000
+#: Rules and panels span the console: piped, they stop here.
+FRAME_WIDTH = 100
+
+
 def _console(stream: Any, soft_wrap: bool = False) -> "Console":
+    import os
+
     from rich.console import Console
 
-    return Console(file=stream, highlight=False, soft_wrap=soft_wrap)
+    isatty = getattr(stream, "isatty", None)
+    piped = not (callable(isatty) and isatty()) and not os.environ.get("COLUMNS")
+    return Console(file=stream, highlight=False, soft_wrap=soft_wrap, width=PIPED_WIDTH if piped else None)
+
+
+def _piped(console: "Console") -> bool:
+    return console.width >= PIPED_WIDTH
+
+
+def _frame_width(console: "Console") -> int:
+    """Panels and rules: the terminal's width, or FRAME_WIDTH when piped."""
+    return min(console.width, FRAME_WIDTH)
 
 
 def out() -> "Console":
@@ -353,7 +372,7 @@ def inspection_report(inspection: Any, now: int) -> None:
             text("UNVERIFIED — no known key verified this signature. Anyone could have written these "
                  "claims: do not trust them.", "bold"),
             title="UNVERIFIED", border_style="bold red", style="red",
-        ))
+        ), width=_frame_width(console))
     if inspection.header is not None:
         console.print(text("Header", "bold underline"))
         console.print(_members_grid(inspection.header, now))
@@ -526,19 +545,66 @@ def _cell_text(cell: Any) -> Any:
     return shown
 
 
-def matrix_table(cells: list[Any], users: list[str]) -> None:
-    table = _table("route", "requires", *users)
+def _column_header(name: str, groups: list[Any] | None) -> str:
+    """A role-set column names how many users it stands for."""
+    size = next((len(g.members) for g in groups or [] if g.name == name), 1)
+    return f"{name} ({size})" if size > 1 else name
+
+
+#: Piped output has no width: a matrix wider than this is listed as differences instead.
+PIPED_MATRIX_WIDTH = 240
+
+
+def matrix_table(cells: list[Any], users: list[str], groups: list[Any] | None = None) -> None:
+    """Routes × columns; when that would not fit (the terminal, or PIPED_MATRIX_WIDTH piped),
+    the list of differences: per route, each outcome and who gets it."""
+    console = out()
+    headers = [_column_header(u, groups) for u in users]
     rows: dict[tuple[str, str], list[Any]] = {}
     for cell in cells:
         rows.setdefault((cell.route.method, cell.route.path), []).append(cell)
+    lines = []
     for (method, path), row in rows.items():
         route = row[0].route
         requires = text(route.requires, "bold yellow" if route.unprotected else "dim")
         if route.unprotected:
             requires.append(" ⚠", style="bold yellow")
         by_user = {cell.user: cell for cell in row}
-        table.add_row(text(f"{method} {path}"), requires, *[_cell_text(by_user[u]) if u in by_user else text("") for u in users])
-    out().print(table)
+        lines.append((text(f"{method} {path}"), requires, [_cell_text(by_user[u]) if u in by_user else text("") for u in users]))
+    route_width = max((len(line[0]) for line in lines), default=5)
+    requires_width = max((len(line[1]) for line in lines), default=8)
+    columns = [max(len(header), *(len(line[2][i]) for line in lines)) if lines else len(header) for i, header in enumerate(headers)]
+    needed = route_width + requires_width + sum(columns) + 3 * (len(columns) + 2) + 1
+    limit = PIPED_MATRIX_WIDTH if _piped(console) else console.width
+    if needed > limit and len(users) > 1:
+        console.print(_matrix_differences(lines, headers))
+        return
+    table = _table()
+    table.add_column("route", overflow="fold", min_width=min(route_width, 24))
+    table.add_column("requires", overflow="fold", min_width=min(requires_width, 12))
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for route_text, requires, shown in lines:
+        table.add_row(route_text, requires, *shown)
+    console.print(table)
+
+
+def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[str]) -> Any:
+    """Each route once per distinct outcome, with the columns that get it ("everyone" when all do)."""
+    table = _table(title="outcome per route (too many columns for a grid)")
+    table.add_column("route", overflow="fold")
+    table.add_column("requires", overflow="fold")
+    table.add_column("outcome", overflow="fold")
+    table.add_column("who", overflow="fold")
+    for route_text, requires, shown in lines:
+        by_outcome: dict[str, tuple[Any, list[str]]] = {}
+        for header, cell_text in zip(headers, shown):
+            by_outcome.setdefault(cell_text.plain, (cell_text, []))[1].append(header)
+        for index, (cell_text, who) in enumerate(by_outcome.values()):
+            first = index == 0
+            table.add_row(route_text if first else text(""), requires if first else text(""), cell_text,
+                          text("everyone" if len(by_outcome) == 1 else ", ".join(who)))
+    return table
 
 
 def matrix_notes(result: Any) -> None:
@@ -598,7 +664,8 @@ def probe_report(result: Any) -> None:
             who.append(text("permissions: " + (names or "none")))
     else:
         who.append(text(whoami.body[:300] if isinstance(whoami.body, str) else json.dumps(whoami.body, ensure_ascii=False)[:300]))
-    out().print(Panel(who, title="who the server thinks you are", title_align="left"))
+    console = out()
+    console.print(Panel(who, title="who the server thinks you are", title_align="left"), width=_frame_width(console))
     for problem in whoami.lints:
         warn(problem)
     if response is None or result.request is None:
@@ -610,7 +677,7 @@ def probe_report(result: Any) -> None:
         lines.append(text(f"{name}: {value}\n", "dim"))
     body_text = response.body if isinstance(response.body, str) else json.dumps(response.body, ensure_ascii=False)
     lines.append(text(body_text[:1000]))
-    out().print(Panel(lines, title="the request", title_align="left"))
+    console.print(Panel(lines, title="the request", title_align="left"), width=_frame_width(console))
     for problem in response.lints:
         warn(problem)
 
@@ -620,17 +687,17 @@ def demo_report(result: Any, now: int, keep: str | None) -> None:
     from rich.rule import Rule
 
     console = out()
-    console.print(Rule(text("authctl demo: authentication (401) vs authorization (403)", "bold")))
+    console.print(Rule(text("authctl demo: authentication (401) vs authorization (403)", "bold")), width=_frame_width(console))
     emit_line("The article's learning platform: suman is an admin, rahul a student, priya an instructor.")
     emit_line("Only admins may DELETE /student/{id}. Here is the same request three times, explained:")
     for number, (title, step) in enumerate(result.steps, start=1):
-        console.print(Rule(text(f"{number}. {title}", "bold cyan"), align="left"))
+        console.print(Rule(text(f"{number}. {title}", "bold cyan"), align="left"), width=_frame_width(console))
         check_report(step.as_dict())
-    console.print(Rule(text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"))
+    console.print(Rule(text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"), width=_frame_width(console))
     inspection_report(result.inspected, now)
-    console.print(Rule(text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"))
+    console.print(Rule(text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"), width=_frame_width(console))
     matrix_table(result.cells, result.users)
-    console.print(Rule(text("Next: the same on your own app", "bold"), align="left"))
+    console.print(Rule(text("Next: the same on your own app", "bold"), align="left"), width=_frame_width(console))
     for line in (
         "authctl init && authctl role add admin && authctl role grant admin students:delete",
         "authctl user add suman --role admin",
@@ -730,3 +797,42 @@ def role_graph_tree(roles: Iterable["Role"]) -> None:
         if role.name not in inherited:
             grow(tree.add(text(role.name, "bold cyan")), role, frozenset({role.name}))
     out().print(tree)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def live_progress(description: str, after: float = 1.0) -> Any:
+    """A context giving ``progress(done, total)`` for a live run: a bar on stderr, only on a
+    terminal, shown once the run has taken ``after`` seconds (a quick run shows nothing)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar() -> Any:
+        if not sys.stderr.isatty():
+            yield None
+            return
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        start = time.monotonic()
+        shown: dict[str, Any] = {}
+
+        def update(done: int, total: int) -> None:
+            if not shown:
+                if done >= total or time.monotonic() - start < after:
+                    return
+                shown["bar"] = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                        TimeRemainingColumn(), console=err(), transient=True)
+                shown["bar"].start()
+                shown["task"] = shown["bar"].add_task(description, total=total)
+            shown["bar"].update(shown["task"], completed=done, total=total)
+
+        try:
+            yield update
+        finally:
+            if shown:
+                shown["bar"].stop()
+
+    return bar()
