@@ -573,28 +573,34 @@ def matrix_table(cells: list[Any], users: list[str], groups: list[Any] | None = 
         lines.append((text(f"{method} {path}"), requires, [_cell_text(by_user[u]) if u in by_user else text("") for u in users]))
     route_width = max((len(line[0]) for line in lines), default=5)
     requires_width = max((len(line[1]) for line in lines), default=8)
-    columns = [max(len(header), *(len(line[2][i]) for line in lines)) if lines else len(header) for i, header in enumerate(headers)]
-    needed = route_width + requires_width + sum(columns) + 3 * (len(columns) + 2) + 1
+    # a header folds down to 10; a cell ("200 → 422 ✗") never does; route and requires fold down to their minimum
+    columns = [max(min(len(header), 10), *(len(line[2][i]) for line in lines)) for i, header in enumerate(headers)]
+    route_min, requires_min = min(route_width, 20), min(requires_width, 14)
+    grid = sum(columns) + 3 * len(columns) + 1
     limit = PIPED_MATRIX_WIDTH if _piped(console) else console.width
-    if needed > limit and len(users) > 1:
-        console.print(_matrix_differences(lines, headers))
+    with_requires = route_min + requires_min + 6 + grid <= limit
+    if not with_requires and (route_min + 3 + grid > limit and len(users) > 1):
+        console.print(_matrix_differences(lines, headers, route_min, limit >= 100))
         return
     table = _table()
-    table.add_column("route", overflow="fold", min_width=min(route_width, 24))
-    table.add_column("requires", overflow="fold", min_width=min(requires_width, 12))
-    for header in headers:
-        table.add_column(header, overflow="fold")
+    table.add_column("route", overflow="fold", min_width=route_min)
+    if with_requires:  # when narrow, the column the route's name and `authctl routes` repeat goes first
+        table.add_column("requires", overflow="fold", min_width=requires_min)
+    natural = route_width + requires_width + 6 + sum(max(len(h), w) + 3 for h, w in zip(headers, columns)) + 1
+    for header, width in zip(headers, columns):  # narrow: long headers fold, so the routes keep their room
+        table.add_column(header, overflow="fold", min_width=width, max_width=width if natural > limit else None)
     for route_text, requires, shown in lines:
-        table.add_row(route_text, requires, *shown)
+        table.add_row(route_text, *([requires] if with_requires else []), *shown)
     console.print(table)
 
 
-def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[str]) -> Any:
+def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[str], route_min: int, wide: bool) -> Any:
     """Each route once per distinct outcome, with the columns that get it ("everyone" when all do)."""
     table = _table(title="outcome per route (too many columns for a grid)")
-    table.add_column("route", overflow="fold")
-    table.add_column("requires", overflow="fold")
-    table.add_column("outcome", overflow="fold")
+    table.add_column("route", overflow="fold", min_width=route_min)
+    if wide:
+        table.add_column("requires", overflow="fold", max_width=24)
+    table.add_column("outcome", overflow="fold", min_width=3)
     table.add_column("who", overflow="fold")
     for route_text, requires, shown in lines:
         by_outcome: dict[str, tuple[Any, list[str]]] = {}
@@ -602,8 +608,8 @@ def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[s
             by_outcome.setdefault(cell_text.plain, (cell_text, []))[1].append(header)
         for index, (cell_text, who) in enumerate(by_outcome.values()):
             first = index == 0
-            table.add_row(route_text if first else text(""), requires if first else text(""), cell_text,
-                          text("everyone" if len(by_outcome) == 1 else ", ".join(who)))
+            row = [route_text if first else text("")] + ([requires if first else text("")] if wide else [])
+            table.add_row(*row, cell_text, text("everyone" if len(by_outcome) == 1 else ", ".join(who)))
     return table
 
 
