@@ -71,10 +71,10 @@ def _trace(cell: "Cell", members: list[str] | None) -> list[str]:
         lines.append(f"for {len(members)} user(s): {shown}")
     if cell.decision is not None:
         outcome = Outcome.of_status(cell.decision)
-        lines.append(f"offline: {cell.decision} {outcome.label}" + (f" ({cell.reason})" if cell.reason else ""))
+        lines.append(f"offline: {outcome.label} (status {cell.decision})" + (f": {cell.reason}" if cell.reason else ""))
     if cell.live is not None:
         verdict = "" if cell.agrees is None else ("agrees" if cell.agrees else "DISAGREES with the offline decision")
-        lines.append(f"live: {cell.live_status} {cell.live.outcome.label}" + (f", {verdict}" if verdict else ""))
+        lines.append(f"live: {cell.live.outcome.label} (status {cell.live_status})" + (f", {verdict}" if verdict else ""))
     if cell.not_sent is not None:
         lines.append(f"not sent: {cell.not_sent}")
     if cell.expected is not None:
