@@ -131,3 +131,66 @@ def test_live_cells_merge_only_where_every_member_answered_alike(crowd: Cli) -> 
     assert cells[("GET", "/students/{id}", owner["name"])]["live"] == 200
     others = next(g for g in data["groups"] if "crowd00" in g["members"])
     assert cells[("GET", "/students/{id}", others["name"])]["live"] == 403
+
+
+# --------------------------------------------------------------------------- progress on live runs
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what was drawn."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, data: str) -> int:
+        return self.buffer.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_live_matrix_reports_each_answer_to_the_progress_callback(crowd: Cli) -> None:
+    seen: list[tuple[int, int]] = []
+    with Store.open(crowd.db) as store:
+        result = matrix.build(store, users=["rahul", "suman"], live=True, progress=lambda d, t: seen.append((d, t)))
+    sent = sum(cell.live is not None for cell in result.cells)
+    assert sent > 0 and seen == [(i, sent) for i in range(1, sent + 1)]
+
+
+def test_progress_bar_is_drawn_on_a_terminal_stderr_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from authctl import render
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with render.live_progress("sending the matrix's requests", after=0) as progress:
+        assert progress is not None
+        for done in range(1, 4):
+            progress(done, 4)
+    assert "sending the matrix's requests" in terminal.buffer.getvalue()
+    assert "3/4" in terminal.buffer.getvalue()
+
+    import io
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # piped: no bar at all
+    with render.live_progress("sending", after=0) as progress:
+        assert progress is None
+
+
+def test_progress_bar_stays_hidden_on_a_run_that_ends_before_it_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from authctl import render
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with render.live_progress("sending", after=3600) as progress:
+        for done in range(1, 5):
+            progress(done, 4)
+    assert terminal.buffer.getvalue() == ""
