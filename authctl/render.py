@@ -129,13 +129,60 @@ def success(message: str) -> None:
     err().print(text("✓ ", "green") + text(message))
 
 
-def _table(*columns: str, title: str | None = None) -> Any:
+def _table(*columns: str, title: str | None = None, short: Iterable[str] = ()) -> Any:
+    """A table whose cells fold (never end in "…"); ``short`` columns (a status, a date) never wrap."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold")
+    keep = set(short)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column in keep)
     return table
+
+
+_WORD = None
+
+
+def wrap_words(message: str, width: int, keep: Iterable[str] = ()) -> str:
+    """``message`` in lines of at most ``width`` cells, broken only where it has a space, never inside
+    a `quoted command` or a ``keep`` phrase (a command split over two lines cannot be pasted)."""
+    import re
+
+    from rich.cells import cell_len
+
+    global _WORD
+    if _WORD is None:
+        _WORD = re.compile(r"( *)(`[^`]*`|[^ ]+)")
+    protected = message
+    for phrase in keep:
+        protected = protected.replace(phrase, phrase.replace(" ", "\x00"))
+    lines: list[str] = []
+    current = ""
+    for space, word in _WORD.findall(protected):
+        word = word.replace("\x00", " ")
+        if current and cell_len(current) + len(space) + cell_len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current += space + word if current else word
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def prose(value: str, style: str = "", indent: int = 0, keep: Iterable[str] = (), console: "Console | None" = None) -> Any:
+    """Narration as Text, wrapped at words for a console (``indent``: what a tree or margin takes)."""
+    console = console or out()
+    width = max(20, console.width - indent)
+    return text(value if _piped(console) else wrap_words(printable(value), width, keep), style)
+
+
+def banner(message: str, keep: Iterable[str] = ()) -> None:
+    """A dim line on stderr for people (the serve banner): wrapped at words on a terminal, commands kept whole."""
+    console = err()
+    if console.is_terminal:
+        console.print(text(wrap_words(printable(message), max(20, console.width), keep), "dim"))
+    else:
+        console.print(text(message, "dim"))
 
 
 # --------------------------------------------------------------------------- users
@@ -257,10 +304,21 @@ def audit_json(entry: "AuditEntry") -> dict[str, Any]:
             "target": entry.target, "details": entry.details}
 
 
+def _detail(value: Any) -> str:
+    """A log detail as people write it: ``roles=student, admin``, not a Python repr."""
+    import json
+
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_detail(item) for item in value) or "none"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def audit_table(entries: Iterable["AuditEntry"]) -> None:
-    table = _table("time", "actor", "action", "target", "details")
+    table = _table("time", "actor", "action", "target", "details", short=("time", "action"))
     for entry in entries:
-        details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
+        details = "; ".join(f"{k}={_detail(v)}" for k, v in entry.details.items())
         table.add_row(*(text(oneline(v)) for v in (entry.at, entry.actor, entry.action, entry.target, details)))
     out().print(table)
 
@@ -289,7 +347,7 @@ _KEY_STYLE = {"active": "bold green", "verifying": "yellow", "retired": "dim"}
 
 
 def keys_table(keys: Iterable[Any]) -> None:
-    table = _table("kid", "alg", "status", "created", "fingerprint")
+    table = _table("kid", "alg", "status", "created", "fingerprint", short=("kid", "alg", "status", "created"))
     for key in keys:
         table.add_row(
             text(key.kid), text(key.alg), text(key.status, _KEY_STYLE.get(key.status, "")),
@@ -418,14 +476,19 @@ def route_json(info: Any) -> dict[str, Any]:
 def routes_table(infos: Iterable[Any]) -> None:
     """Method, path and what each route requires; routes with no requirement flagged."""
     styles = {"public": "green", "authenticated": "cyan", "permission": "", "unprotected?": "bold yellow"}
-    table = _table("method", "path", "requires", "kind", "name")
-    for info in infos:
+    console = out()
+    listed = list(infos)
+    # `kind` repeats `requires` (which is styled by kind): the first column to go when narrow
+    widest = max((len(info.method) + len(info.path) + len(info.describe()) + len(info.name or "") for info in listed), default=0)
+    with_kind = _piped(console) or widest + 14 + 16 <= console.width
+    table = _table("method", "path", "requires", *(["kind"] if with_kind else []), "name", short=("method", "kind"))
+    for info in listed:
         kind = info.kind
         table.add_row(
             text(info.method), text(info.path), text(info.describe(), styles.get(kind, "")),
-            text(kind, styles.get(kind, "dim") or "dim"), text(info.name or "", "dim"),
+            *([text(kind, styles.get(kind, "dim") or "dim")] if with_kind else []), text(info.name or "", "dim"),
         )
-    out().print(table)
+    console.print(table)
 
 
 # --------------------------------------------------------------------------- check
@@ -497,11 +560,13 @@ def check_report(data: dict[str, Any]) -> None:
         phase2.add(_mark(None, "not reached: authentication failed first"))
     label = _VERDICT_BANNER.get(outcome, outcome.upper())
     phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
-    phase3.add(text(verdict["reason"]))
+    phase3.add(prose(verdict["reason"], indent=8))
     if verdict["unprotected"]:
         phase3.add(text("⚠ unprotected? this route has no authctl requirement and is not marked public", "bold yellow"))
     if verdict["hint"]:
-        phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
+        hint = prose("hint: " + verdict["hint"], indent=8)
+        hint.stylize("bold", 0, 5)
+        phase3.add(hint)
     live = data.get("live")
     if live:
         agree = live["agrees"]
@@ -688,14 +753,29 @@ def probe_report(result: Any) -> None:
         warn(problem)
 
 
+#: What `authctl demo` suggests next, one command a line.
+NEXT_STEPS = (
+    "authctl init",
+    "authctl role add admin",
+    "authctl role grant admin students:delete",
+    "authctl user add suman --role admin",
+    "# protect routes with Depends(auth.require(\"students:delete\")), see the README",
+    "authctl routes --app yourpackage.main:app",
+    "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
+    "authctl serve --app yourpackage.main:app",
+    "authctl probe DELETE /student/3 --as suman --unsafe   # in another terminal",
+)
+
+
 def demo_report(result: Any, now: int, keep: str | None) -> None:
     """`authctl demo`: the three checks, the token, the matrix, and what to type next."""
     from rich.rule import Rule
 
     console = out()
     console.print(Rule(text("authctl demo: authentication (401) vs authorization (403)", "bold")), width=_frame_width(console))
-    emit_line("The article's learning platform: suman is an admin, rahul a student, priya an instructor.")
-    emit_line("Only admins may DELETE /student/{id}. Here is the same request three times, explained:")
+    console.print(prose("The article's learning platform: suman is an admin, rahul a student, priya an instructor. "
+                        "Only admins may DELETE /student/{id}. Here is the same request three times, explained:",
+                        keep=("DELETE /student/{id}",)))
     for number, (title, step) in enumerate(result.steps, start=1):
         console.print(Rule(text(f"{number}. {title}", "bold cyan"), align="left"), width=_frame_width(console))
         check_report(step.as_dict())
@@ -704,18 +784,11 @@ def demo_report(result: Any, now: int, keep: str | None) -> None:
     console.print(Rule(text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"), width=_frame_width(console))
     matrix_table(result.cells, result.users)
     console.print(Rule(text("Next: the same on your own app", "bold"), align="left"), width=_frame_width(console))
-    for line in (
-        "authctl init && authctl role add admin && authctl role grant admin students:delete",
-        "authctl user add suman --role admin",
-        "# protect routes with Depends(auth.require(\"students:delete\")) — see the README",
-        "authctl routes --app yourpackage.main:app",
-        "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
-        "authctl serve --app yourpackage.main:app   # then: authctl probe DELETE /student/3 --as suman --unsafe",
-    ):
-        emit_line(f"  {line}")
+    for line in NEXT_STEPS:  # one command a line, each short enough for 80 columns: never split when pasted
+        console.print(text(f"  {line}"), soft_wrap=True)
     if keep:
         kept = f"{keep.rstrip('/')}/authctl.db"
-        note(f"demo database kept in {kept} (try: authctl --db {kept} serve)")
+        banner(f"demo database kept in {kept} (try: authctl --db {kept} serve)", keep=(f"authctl --db {kept} serve",))
 
 
 # --------------------------------------------------------------------------- who-can, role graph
