@@ -645,13 +645,18 @@ def matrix_table(cells: list[Any], users: list[str], groups: list[Any] | None = 
     limit = PIPED_MATRIX_WIDTH if _piped(console) else console.width
     with_requires = route_min + requires_min + 6 + grid <= limit
     if not with_requires and (route_min + 3 + grid > limit and len(users) > 1):
-        console.print(_matrix_differences(lines, headers, route_min, limit >= 100))
+        console.print(_matrix_differences(lines, headers, route_min, limit))
         return
-    table = _table()
-    table.add_column("route", overflow="fold", min_width=route_min)
-    if with_requires:  # when narrow, the column the route's name and `authctl routes` repeat goes first
-        table.add_column("requires", overflow="fold", min_width=requires_min)
     natural = route_width + requires_width + 6 + sum(max(len(h), w) + 3 for h, w in zip(headers, columns)) + 1
+    route_w = requires_w = None  # natural widths when it fits; else exact ones (Rich alone would crop the table)
+    if natural > limit:
+        room = limit - grid - (6 if with_requires else 3)
+        requires_w = min(requires_width, max(requires_min, room - route_width)) if with_requires else 0
+        route_w = max(route_min, room - requires_w)
+    table = _table()
+    table.add_column("route", overflow="fold", min_width=route_min, width=route_w)
+    if with_requires:  # when narrow, the column the route's name and `authctl routes` repeat goes first
+        table.add_column("requires", overflow="fold", min_width=requires_min, width=requires_w)
     for header, width in zip(headers, columns):  # narrow: long headers fold, so the routes keep their room
         table.add_column(header, overflow="fold", min_width=width, max_width=width if natural > limit else None)
     for route_text, requires, shown in lines:
@@ -659,14 +664,19 @@ def matrix_table(cells: list[Any], users: list[str], groups: list[Any] | None = 
     console.print(table)
 
 
-def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[str], route_min: int, wide: bool) -> Any:
+def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[str], route_min: int, limit: int) -> Any:
     """Each route once per distinct outcome, with the columns that get it ("everyone" when all do)."""
+    wide = limit >= 100
+    outcome_w = max(7, *(len(cell) for line in lines for cell in line[2]))
+    route_w = min(max((len(line[0]) for line in lines), default=5), max(route_min, limit // 3))
+    requires_w = min(max((len(line[1]) for line in lines), default=8), 24) if wide else 0
+    used = route_w + outcome_w + (requires_w + 3 if wide else 0) + 3 * 3 + 1
     table = _table(title="outcome per route (too many columns for a grid)")
-    table.add_column("route", overflow="fold", min_width=route_min)
+    table.add_column("route", overflow="fold", width=route_w)
     if wide:
-        table.add_column("requires", overflow="fold", max_width=24)
-    table.add_column("outcome", overflow="fold", min_width=3)
-    table.add_column("who", overflow="fold")
+        table.add_column("requires", overflow="fold", width=requires_w)
+    table.add_column("outcome", overflow="fold", width=outcome_w)
+    table.add_column("who", overflow="fold", width=max(8, limit - used - 3) if limit - used - 3 < 200 else None)
     for route_text, requires, shown in lines:
         by_outcome: dict[str, tuple[Any, list[str]]] = {}
         for header, cell_text in zip(headers, shown):
