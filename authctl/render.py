@@ -222,8 +222,8 @@ def user_detail(user: "User", access: "Access", login: tuple[int, bool]) -> None
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     status = text(user.status, "green" if not user.disabled else "bold red")
     if login[1]:
         status.append(" (locked: `authctl user unlock`)", style="bold red")
@@ -404,8 +404,8 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
     from .tokens import format_utc, relative
 
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     for name, value in members.items():
         shown = text(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else oneline(value))
         if name in ("iat", "nbf", "exp") and isinstance(value, (int, float)) and not isinstance(value, bool):
