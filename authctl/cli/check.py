@@ -143,7 +143,10 @@ def matrix(
     expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6, a route or user that matches nothing exits 1.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="With --expect: also fail (exit 6) on every route the file has no expectation for.")] = False,
     unsafe: Unsafe = False,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or junit.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv, junit, html (one self-contained file) or markdown.")] = "table",
+    by: Annotated[Optional[str], typer.Option("--by", help=(
+        "Columns: user, or role-set (users whose decisions cannot differ share one column). "
+        "Default: role-set for table, html and markdown; user for json, csv and junit."))] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Users (and anonymous) × routes: the outcome of each, offline, live, or both.
@@ -152,11 +155,15 @@ def matrix(
     agrees with "allowed"), an expectation is unmet (a cell never sent meets none), or,
     with --strict, a route has no expectation.
     """
+    from .. import groups
     from .. import matrix as grid
 
     fmt = "json" if state.wants_json(json_output) else fmt
-    if fmt not in ("table", "json", "csv", "junit"):
-        raise typer.BadParameter("use table, json, csv or junit", param_hint="--format")
+    if fmt not in ("table", "json", "csv", "junit", "html", "markdown"):
+        raise typer.BadParameter("use table, json, csv, junit, html or markdown", param_hint="--format")
+    by = by or ("role-set" if fmt in ("table", "html", "markdown") else "user")
+    if by not in ("user", "role-set"):
+        raise typer.BadParameter("use user or role-set", param_hint="--by")
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
@@ -164,21 +171,30 @@ def matrix(
     if strict and not expect:
         raise typer.BadParameter("--strict needs --expect FILE", param_hint="--strict")
     expectations = grid.load_expectations(expect) if expect else None
-    with state.open_store() as store:
-        result = grid.build(
+    build = groups.build if by == "role-set" else grid.build
+    with state.open_store() as store, render.live_progress("sending the matrix's requests") as progress:
+        result = build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
             params=grid.parse_params(params or []), unsafe=unsafe, expectations=expectations, strict=strict,
+            progress=progress,
         )
     cells, users = result.cells, result.users
     if fmt == "json":
-        render.emit_json({"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
-                          "skipped_routes": result.notes, "without_expectation": result.without_expectation})
+        data = {"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
+                "skipped_routes": result.notes, "without_expectation": result.without_expectation}
+        if result.groups is not None:
+            data["groups"] = [group.as_dict() for group in result.groups]
+        render.emit_json(data)
     elif fmt == "csv":
         sys.stdout.write(grid.to_csv(cells))
     elif fmt == "junit":
         sys.stdout.write(grid.to_junit(cells, result.without_expectation))
+    elif fmt in ("html", "markdown"):
+        from .. import report
+
+        sys.stdout.write(report.to_html(result) if fmt == "html" else report.to_markdown(result))
     else:
-        render.matrix_table(cells, users)
+        render.matrix_table(cells, users, result.groups)
     render.matrix_notes(result)
     raise typer.Exit(6 if result.failed else 0)
 

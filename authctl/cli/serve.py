@@ -96,10 +96,10 @@ def serve(
         render.success(f"serving {spec} on a free port of {host} (database {path})")
     else:
         render.success(f"serving {spec} on {url} (database {path})")
-        render.note(f"docs:  {url}/docs")
-        render.note(f"token: curl -s -X POST {url}/token -d username=NAME -d password=...   "
-                    "(or: authctl token issue --as NAME)")
-    render.note("stop:  Ctrl-C")
+        render.banner(f"docs:  {url}/docs")
+        curl = f"curl -s -X POST {url}/token -d username=NAME -d password=..."
+        render.banner(f"token: {curl} (or: authctl token issue --as NAME)", keep=(curl, "authctl token issue --as NAME"))
+    render.banner("stop:  Ctrl-C")
     sys.stderr.flush()
 
     def stop(signum: int, frame: object) -> None:
