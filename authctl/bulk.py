@@ -94,7 +94,7 @@ def _csv_records(text: str) -> Iterable[tuple[int, Any]]:
         except StopIteration:
             return
         except csv.Error as exc:  # the reader cannot go on past it: report it and stop
-            yield reader.line_num, _csv_problem(exc)
+            yield reader.reader.line_num, _csv_problem(exc)  # DictReader's own count lags a failed row
             return
         if None in record:
             yield reader.line_num, "more fields than the header names"
