@@ -281,7 +281,6 @@ def test_import_refuses_look_alikes_with_line_numbers(seeded: Cli, tmp_path: Pat
         "rahu1,Good-Password-22x\n"            # line 3: looks like rahul (existing)
         "ben,Good-Password-33x\n"
         "BEN\u0405,Good-Password-44x\n"         # line 5: Cyrillic Ѕ: mixed scripts
-        "a5ha,Good-Password-55x\n"
     )
     result = seeded("user", "import", str(path))
     assert result.exit_code == 1
