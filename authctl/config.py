@@ -109,6 +109,7 @@ SPECS: dict[str, Spec] = {
     "argon2_time_cost": Spec(_int_range(2, 100), 2, "argon2id iterations"),
     "argon2_parallelism": Spec(_int_range(1, 64), 1, "argon2id lanes"),
     "password_min_length": Spec(_int_range(8, 1024), 8, "shortest password accepted"),
+    "password_min_score": Spec(_int_range(0, 4), 3, "zxcvbn strength (0-4) a new password needs; 0: no estimate"),
     "lockout_threshold": Spec(_int_range(0, 10_000), 10, "failed logins before a lock (0: never)"),
     "hide_forbidden_detail": Spec(_boolean, False, "403 bodies do not name the missing permission"),
 }
@@ -127,6 +128,7 @@ class Settings:
     argon2_time_cost: int = SPECS["argon2_time_cost"].default
     argon2_parallelism: int = SPECS["argon2_parallelism"].default
     password_min_length: int = SPECS["password_min_length"].default
+    password_min_score: int = SPECS["password_min_score"].default
     lockout_threshold: int = SPECS["lockout_threshold"].default
     hide_forbidden_detail: bool = SPECS["hide_forbidden_detail"].default
 

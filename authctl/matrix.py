@@ -495,13 +495,14 @@ def apply_expectations(
 
 
 def to_csv(cells: list[Cell]) -> str:
-    import csv
     import io
+
+    from . import csvsafe
 
     buffer = io.StringIO()
     columns = ["method", "route", "path", "user", "requires", "unprotected", "decision", "live", "agrees",
                "expected", "meets_expectation", "outcome", "decision_outcome", "live_outcome", "not_sent"]
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csvsafe.DictWriter(buffer, fieldnames=columns)  # cells from an app's paths and names: no formulas
     writer.writeheader()
     for cell in cells:
         writer.writerow({k: "" if v is None else v for k, v in cell.as_dict().items()})
