@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import subprocess
 import sys
 
@@ -296,12 +297,13 @@ def test_inspect_foreign_token_with_a_secret_on_stdin(cli: Cli) -> None:
 
     import jwt
 
-    token = jwt.encode({"sub": "7", "exp": int(time.time()) + 600}, "k" * 32, algorithm="HS256")
-    assert cli("token", "inspect", token, "--secret-stdin", input="k" * 32 + "\n").exit_code == 0
-    assert cli("token", "inspect", token, "--secret-stdin", input="j" * 32 + "\n").exit_code == 3
+    secret, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    token = jwt.encode({"sub": "7", "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    assert cli("token", "inspect", token, "--secret-stdin", input=secret + "\n").exit_code == 0
+    assert cli("token", "inspect", token, "--secret-stdin", input=other + "\n").exit_code == 3
     weak = cli("token", "inspect", token, "--secret-stdin", input="short\n")
     assert weak.exit_code == 1 and "at least 32" in weak.stderr
-    both = cli("token", "inspect", "-", "--secret-stdin", input="k" * 32)
+    both = cli("token", "inspect", "-", "--secret-stdin", input=secret)
     assert both.exit_code == 1 and "as an argument or @FILE" in both.stderr
 
 
@@ -335,7 +337,7 @@ def test_an_imported_key_mints_tokens_an_existing_app_accepts(initialized: Cli, 
     import jwt
 
     secret = "an-existing-apps-long-random-secret-value-0123456789"
-    assert initialized("key", "import", "-", "--kid", "app", input=secret + "\n").exit_code == 0
+    assert initialized("key", "import", "-", "--hmac", "--kid", "app", input=secret + "\n").exit_code == 0
     initialized("role", "add", "student")
     initialized("user", "add", "rahul", "--role", "student", "--password-stdin", input=STRONG + "\n")
     token = issue(initialized, "--as", "rahul")

@@ -81,8 +81,9 @@ def jwks() -> None:
 
 @app.command("import")
 def import_key(
-    file: Annotated[str, typer.Argument(help="PEM private key or HMAC secret file; - for stdin.", show_default=False)],
-    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm (default: from the key; HS256 for a secret).", show_default=False)] = None,
+    file: Annotated[str, typer.Argument(help="Private key (PEM, DER, JWK, OpenSSH) or, with --hmac, a secret; - for stdin.", show_default=False)],
+    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm (default: from the key; HS256 with --hmac).", show_default=False)] = None,
+    hmac: Annotated[bool, typer.Option("--hmac", help="The input is a raw HMAC secret (never guessed; key material is refused).")] = False,
     kid: Annotated[Optional[str], typer.Option("--kid", help="Key id the existing app expects (default: generated).", show_default=False)] = None,
     verify_only: Annotated[bool, typer.Option("--verify-only", help="Accept its tokens, but keep signing with the current key.")] = False,
     json_output: JsonFlag = False,
@@ -91,7 +92,7 @@ def import_key(
     from .. import keys
 
     data = _read_secret_input(file)
-    record = keys.import_key(data, alg=alg, kid=kid, activate=not verify_only)
+    record = keys.import_key(data, alg=alg, kid=kid, activate=not verify_only, hmac=hmac)
     del data
     with state.open_store() as store:
         store.add_key(record, make_active=not verify_only)
