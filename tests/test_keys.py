@@ -636,3 +636,15 @@ def test_a_jwks_file_holds_public_keys_only() -> None:
     with pytest.raises(InvalidInput, match=r"key #1 .*private members") as info:
         keys.foreign_jwks(json.dumps({"keys": [private]}))
     assert private["d"] not in str(info.value)
+
+
+def test_key_input_over_a_mebibyte_is_refused_never_cut(initialized: Cli, tmp_path) -> None:
+    """Cutting a long secret at 1 MiB would import another secret than the one given."""
+    path = tmp_path / "long-secret"
+    path.write_bytes(secrets.token_bytes(1024 * 1024 + 1))
+    before = initialized("key", "list", "--json").stdout
+    from_file = initialized("key", "import", str(path), "--hmac")
+    from_stdin = initialized("key", "import", "-", "--hmac", input=random_secret(800 * 1024).decode())  # > 1 MiB
+    for result in (from_file, from_stdin):
+        assert result.exit_code == 1 and "over 1 MiB" in result.stderr and result.stderr.count("\n") == 1
+    assert initialized("key", "list", "--json").stdout == before

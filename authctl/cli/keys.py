@@ -103,16 +103,22 @@ def import_key(
         render.success(f"imported {stored.kid} ({stored.alg}, {stored.status}), fingerprint {stored.fingerprint}")
 
 
+_MAX_INPUT = 1024 * 1024
+
+
 def _read_secret_input(file: str) -> bytes:
+    """The whole input, at most 1 MiB: a longer one is refused, never cut (a cut secret is another secret)."""
     if file == "-":
         stream = getattr(sys.stdin, "buffer", None)
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+        data = stream.read(_MAX_INPUT + 1) if stream is not None else sys.stdin.read(_MAX_INPUT + 1).encode("utf-8")
     else:
         try:
             with open(file, "rb") as handle:
-                data = handle.read(1024 * 1024)
+                data = handle.read(_MAX_INPUT + 1)
         except OSError as exc:
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    if len(data) > _MAX_INPUT:
+        raise InvalidInput("the key input is over 1 MiB; no key is that long")
     if not data.strip():
         raise InvalidInput("no key material in the input")
     return data
