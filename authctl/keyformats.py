@@ -189,6 +189,10 @@ def jwk(entry: Mapping[str, Any], form: str = "JWK") -> Material:
 
     kty = entry.get("kty")
     alg = entry.get("alg") if isinstance(entry.get("alg"), str) else None
+    key_ops = entry.get("key_ops")
+    signs = not isinstance(key_ops, list) or bool({"sign", "verify"} & set(map(str, key_ops)))
+    if entry.get("use", "sig") != "sig" or not signs:  # RFC 7517 §4.2-4.3: made for encryption
+        return Material(OTHER, form, "a key for encryption, not signing (use/key_ops)")
     if kty == "oct":
         try:
             secret = base64.urlsafe_b64decode(str(entry.get("k", "")) + "=" * (-len(str(entry.get("k", ""))) % 4))

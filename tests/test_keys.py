@@ -354,7 +354,7 @@ def test_the_key_never_comes_from_an_argument(initialized: Cli) -> None:
 # --------------------------------------------------------------------------- hostile key material
 
 
-def _self_signed(key) -> "x509.Certificate":
+def _self_signed(key):
     import datetime
 
     from cryptography import x509
@@ -648,3 +648,13 @@ def test_key_input_over_a_mebibyte_is_refused_never_cut(initialized: Cli, tmp_pa
     for result in (from_file, from_stdin):
         assert result.exit_code == 1 and "over 1 MiB" in result.stderr and result.stderr.count("\n") == 1
     assert initialized("key", "list", "--json").stdout == before
+
+
+def test_a_jwk_made_for_encryption_is_never_a_signing_key(rsa_2048) -> None:
+    """RFC 7517 §4.2: `use: enc` (or key_ops without sign) keeps a key out of signing."""
+    private = json.loads(keys.algorithm("RS256").to_jwk(rsa_2048))
+    for marked in ({**private, "use": "enc"}, {**private, "key_ops": ["decrypt", "unwrapKey"]}):
+        for hmac in (False, True):
+            with pytest.raises(InvalidInput, match="for encryption, not signing"):
+                keys.import_key(json.dumps(marked).encode(), hmac=hmac)
+    assert keys.import_key(json.dumps({**private, "use": "sig"}).encode()).alg == "RS256"
