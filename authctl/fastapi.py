@@ -114,7 +114,11 @@ class Auth:
         self._store = store
         self._owns_store = store is None
         self._open_lock = threading.Lock()
+        from .config import check_environment, check_overrides
+
+        check_environment()  # a bad AUTHCTL_* value or override fails here, at start-up, not as a 500 later
         self._overrides = dict(settings or {})
+        check_overrides(self._overrides)
         self.prefix = prefix.rstrip("/")
         self.tags = list(tags)
         self.backoff_after = backoff_after

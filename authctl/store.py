@@ -942,6 +942,11 @@ class Store:
 
     def add_key(self, key: SigningKey, *, make_active: bool = True) -> None:
         with self.transaction():
+            same = self.conn.execute(
+                "SELECT kid, status FROM signing_keys WHERE fingerprint = ?", (key.fingerprint,)
+            ).fetchone()
+            if same is not None:  # one key, one kid: importing it again changes nothing
+                raise Conflict(f"this key is already there as {same[0]} ({same[1]}); nothing was changed")
             if make_active:
                 self.conn.execute("UPDATE signing_keys SET status = 'verifying' WHERE status = 'active'")
             try:

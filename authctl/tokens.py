@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import secrets
 import time
 import weakref
@@ -57,6 +58,8 @@ RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "v
 REFUSED_HEADERS = ("jku", "x5u", "jwk", "x5c")
 INFORMATIONAL_CHECKS = frozenset({"roles"})  # drift is shown, but authorization reads the database
 _MAX_ID = 256
+# A jti given by hand (``revoke --jti``): ours are base64url; others' UUIDs, ULIDs or base64.
+_JTI_FORM = re.compile(r"^[A-Za-z0-9._~:+/=-]{1,256}\Z")
 
 
 # --------------------------------------------------------------------------- records
@@ -975,8 +978,8 @@ def revoke(
     else:
         assert jti is not None
         jti = jti.strip()
-        if not 0 < len(jti) <= _MAX_ID or any(ord(c) < 32 for c in jti):
-            raise InvalidInput("--jti needs a token id (the jti claim)")
+        if not _JTI_FORM.match(jti):
+            raise InvalidInput("--jti needs a token id (the jti claim): 1-256 characters from A-Z, a-z, 0-9 and ._~:+/=-")
         expires_at = now + settings.max_ttl + settings.leeway
     newly = store.revoke_jti(jti, expires_at, reason)
     return Revocation(jti, expires_at, newly=newly)

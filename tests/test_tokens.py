@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import socket
 import time
 import urllib.request
@@ -708,9 +709,10 @@ def test_inspect_with_foreign_keys(store: Store) -> None:
     inspection = tokens.inspect(None, token, foreign_key=keys.foreign_pem(public), now=NOW)
     assert inspection.verified and inspection.valid, inspection.failing
     assert inspection.key_source == "--key"
-    hs = jwt.encode({"sub": "42", "exp": NOW + 600}, "s" * 32, algorithm="HS256")
-    assert tokens.inspect(None, hs, foreign_key=keys.foreign_secret(b"s" * 32), now=NOW).valid
-    wrong = tokens.inspect(None, hs, foreign_key=keys.foreign_secret(b"t" * 32), now=NOW)
+    secret, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    hs = jwt.encode({"sub": "42", "exp": NOW + 600}, secret, algorithm="HS256")
+    assert tokens.inspect(None, hs, foreign_key=keys.foreign_secret(secret.encode()), now=NOW).valid
+    wrong = tokens.inspect(None, hs, foreign_key=keys.foreign_secret(other.encode()), now=NOW)
     assert not wrong.verified and [c.name for c in wrong.failing] == ["signature"]
     confused = tokens.inspect(None, hs, foreign_key=keys.foreign_pem(public), now=NOW)
     assert not confused.verified and "alg" in [c.name for c in confused.failing]

@@ -74,8 +74,8 @@ def serve(
     from ..store import resolve_db_path
 
     path = resolve_db_path(state.db_option)
-    with state.open_store():  # fail now, in one line, if the database is missing or unusable
-        pass
+    with state.open_store() as store:  # fail now, in one line, if the database or a setting is unusable
+        store.settings()
     if reload and workers > 1:
         raise InvalidInput("choose one of --reload and --workers")
     spec = app_spec or DEFAULT_APP
