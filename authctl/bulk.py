@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import csvsafe
 from .errors import InvalidInput
-from .names import new_username, username_key
+from .files import decode_utf8
+from .names import new_username, shown_name, skeleton, username_key
 
 FIELDS = ("username", "password", "password_hash", "roles", "disabled")
 
@@ -41,7 +43,7 @@ def detect_format(path: str, text: str) -> str:
         return "jsonl"
     if path.endswith(".csv"):
         return "csv"
-    return "jsonl" if text.lstrip().startswith("{") else "csv"
+    return "jsonl" if text.removeprefix("\ufeff").lstrip().startswith("{") else "csv"
 
 
 def _split_roles(value: Any) -> list[str]:
@@ -52,25 +54,62 @@ def _split_roles(value: Any) -> list[str]:
     return [part.strip() for part in str(value).replace(";", ",").replace("|", ",").split(",") if part.strip()]
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "disabled")
+_TRUE = ("1", "true", "yes", "disabled")
+_FALSE = ("", "0", "false", "no", "active", "enabled")
+
+
+def _disabled(value: Any) -> bool:
+    """The ``disabled`` column: true or false (empty or missing: false); anything else is refused."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidInput(f"disabled must be true or false, not {str(value)[:20]!r}")
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        limit = csv.field_size_limit()
+        return f"a field is longer than {limit} characters ({limit // 1024} KiB)"
+    return f"not valid CSV ({exc})"
+
+
+def _csv_records(text: str) -> Iterable[tuple[int, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        raise InvalidInput(f"line 1: {_csv_problem(exc)}") from None
+    if "username" not in fieldnames:
+        raise InvalidInput("CSV header must name at least: username (and password or password_hash, roles)")
+    unknown = set(fieldnames) - set(FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown CSV column(s): {', '.join(sorted(unknown))}; known: {', '.join(FIELDS)}")
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader cannot go on past it: report it and stop
+            yield reader.reader.line_num, _csv_problem(exc)  # DictReader's own count lags a failed row
+            return
+        if None in record:
+            yield reader.line_num, "more fields than the header names"
+        else:  # undo export's formula quoting; a password is taken exactly as written
+            yield reader.line_num, {
+                name: value if name == "password" or value is None else csvsafe.unescape(value)
+                for name, value in record.items()
+            }
 
 
 def read_records(text: str, fmt: str) -> Iterable[tuple[int, Any]]:
     """(line number, record dict or an error message)."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 BOM, as Excel writes it
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        missing = {"username"} - set(reader.fieldnames or [])
-        if missing:
-            raise InvalidInput("CSV header must name at least: username (and password or password_hash, roles)")
-        unknown = set(reader.fieldnames or []) - set(FIELDS)
-        if unknown:
-            raise InvalidInput(f"unknown CSV column(s): {', '.join(sorted(unknown))}; known: {', '.join(FIELDS)}")
-        for record in reader:
-            if None in record:
-                yield reader.line_num, "more fields than the header names"
-            else:
-                yield reader.line_num, record
+        yield from _csv_records(text)
         return
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -95,23 +134,37 @@ def parse_import(
     known_roles: set[str],
     check_password: Callable[[str, str], str],
     check_hash: Callable[[str], str],
+    look_alike: Callable[[str], str | None] = lambda name: None,
+    allow_mixed_script: bool = False,
 ) -> ImportReport:
-    """Validate every row; never stops at the first error."""
+    """Validate every row; never stops at the first error.
+
+    ``look_alike(name)`` names an existing user whose name looks like ``name`` (UTS #39).
+    """
     rows: list[ImportRow] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
+    shapes: dict[str, tuple[int, str]] = {}
     for line, record in read_records(text, fmt):
         if isinstance(record, str):
             errors.append(f"line {line}: {record}")
             continue
         try:
-            username = new_username(str(record.get("username") or ""))
+            username = new_username(str(record.get("username") or ""), allow_mixed_script=allow_mixed_script)
             key = username_key(username)
             if key in seen:
                 raise InvalidInput(f"user {username!r} appears again (first on line {seen[key]})")
             seen[key] = line
             if existing_user(username):
                 raise InvalidInput(f"user {username!r} already exists")
+            shape = skeleton(username)
+            if shape in shapes:
+                first_line, first = shapes[shape]
+                raise InvalidInput(f"user {shown_name(username)} looks like {shown_name(first)} on line {first_line}")
+            shapes[shape] = (line, username)
+            other = look_alike(username)
+            if other is not None:
+                raise InvalidInput(f"user {shown_name(username)} looks like existing user {shown_name(other)}")
             password = record.get("password") or None
             password_hash = record.get("password_hash") or None
             if password and password_hash:
@@ -126,7 +179,7 @@ def parse_import(
             unknown = [role for role in roles if role not in known_roles]
             if unknown:
                 raise InvalidInput(f"unknown role(s): {', '.join(unknown)}")
-            rows.append(ImportRow(line, username, password, password_hash, roles, _truthy(record.get("disabled", ""))))
+            rows.append(ImportRow(line, username, password, password_hash, roles, _disabled(record.get("disabled"))))
         except InvalidInput as exc:
             errors.append(f"line {line}: {exc}")
     return ImportReport(rows, errors)
@@ -152,18 +205,17 @@ def write_records(records: list[dict[str, Any]], fmt: str, stream: Any) -> None:
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
     columns = ["username", "roles", "disabled"] + (["password_hash"] if records and "password_hash" in records[0] else [])
-    writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+    writer = csvsafe.DictWriter(stream, fieldnames=columns)  # a username never lands as a spreadsheet formula
     writer.writeheader()
     for record in records:
         writer.writerow({**record, "roles": ",".join(record["roles"]), "disabled": str(record["disabled"]).lower()})
 
 
 def read_text(path: str) -> str:
+    """An import file as text: UTF-8, with or without a BOM."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return decode_utf8(Path(path).read_bytes(), path, bom=True)
     except FileNotFoundError:
         raise InvalidInput(f"no such file: {path}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path} is not UTF-8 text") from None
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None

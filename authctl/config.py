@@ -109,6 +109,7 @@ SPECS: dict[str, Spec] = {
     "argon2_time_cost": Spec(_int_range(2, 100), 2, "argon2id iterations"),
     "argon2_parallelism": Spec(_int_range(1, 64), 1, "argon2id lanes"),
     "password_min_length": Spec(_int_range(8, 1024), 8, "shortest password accepted"),
+    "password_min_score": Spec(_int_range(0, 4), 3, "zxcvbn strength (0-4) a new password needs; 0: no estimate"),
     "lockout_threshold": Spec(_int_range(0, 10_000), 10, "failed logins before a lock (0: never)"),
     "hide_forbidden_detail": Spec(_boolean, False, "403 bodies do not name the missing permission"),
 }
@@ -127,6 +128,7 @@ class Settings:
     argon2_time_cost: int = SPECS["argon2_time_cost"].default
     argon2_parallelism: int = SPECS["argon2_parallelism"].default
     password_min_length: int = SPECS["password_min_length"].default
+    password_min_score: int = SPECS["password_min_score"].default
     lockout_threshold: int = SPECS["lockout_threshold"].default
     hide_forbidden_detail: bool = SPECS["hide_forbidden_detail"].default
 
@@ -145,6 +147,68 @@ def parse_setting(key: str, value: Any) -> Any:
         raise InvalidInput(f"setting {key}: {exc}") from None
 
 
+def env_name(key: str) -> str:
+    return f"AUTHCTL_{key.upper()}"
+
+
+def parse_env(key: str, value: str) -> Any:
+    """Validate a setting from the environment; the error names the variable."""
+    try:
+        return SPECS[key].parse(value)
+    except InvalidInput as exc:
+        raise InvalidInput(f"environment variable {env_name(key)}: {exc}") from None
+
+
+def _check_url(value: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidInput("use http(s)://host[:port]")
+
+
+def _check_debug(value: str) -> None:
+    if value not in ("", "0", "1"):
+        raise InvalidInput(f"use 1 (tracebacks) or 0, got {value[:20]!r}")
+
+
+def _check_db(value: str) -> None:
+    if not value.strip():
+        raise InvalidInput("empty: unset it, or name a database file")
+
+
+#: AUTHCTL_* variables that are not settings, with the check each value must pass.
+OTHER_VARIABLES: dict[str, Callable[[str], None]] = {
+    "AUTHCTL_DB": _check_db, "AUTHCTL_URL": _check_url, "AUTHCTL_DEBUG": _check_debug,
+}
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Validate every AUTHCTL_* variable authctl reads, at start-up: a bad value is an error naming it."""
+    environ = os.environ if environ is None else environ
+    for key in SPECS:
+        value = environ.get(env_name(key))
+        if value is not None:
+            parse_env(key, value)
+    for name, check in OTHER_VARIABLES.items():
+        value = environ.get(name)
+        if value is not None:
+            try:
+                check(value)
+            except InvalidInput as exc:
+                raise InvalidInput(f"environment variable {name}: {exc}") from None
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate an app's setting overrides when it is built, not on its first request."""
+    return {key: parse_setting(key, value) for key, value in overrides.items() if value is not None}
+
+
 def resolve(
     stored: Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
@@ -153,11 +217,11 @@ def resolve(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for key in SPECS:
-        env_value = environ.get(f"AUTHCTL_{key.upper()}")
+        env_value = environ.get(env_name(key))
         if overrides and overrides.get(key) is not None:
             values[key] = parse_setting(key, overrides[key])
         elif env_value is not None:
-            values[key] = parse_setting(key, env_value)
+            values[key] = parse_env(key, env_value)
         elif key in stored:
             values[key] = parse_setting(key, stored[key])
     settings = Settings(**values)

@@ -114,7 +114,11 @@ class Auth:
         self._store = store
         self._owns_store = store is None
         self._open_lock = threading.Lock()
+        from .config import check_environment, check_overrides
+
+        check_environment()  # a bad AUTHCTL_* value or override fails here, at start-up, not as a 500 later
         self._overrides = dict(settings or {})
+        check_overrides(self._overrides)
         self.prefix = prefix.rstrip("/")
         self.tags = list(tags)
         self.backoff_after = backoff_after
@@ -379,8 +383,11 @@ class Auth:
             f"{prefix}/token", tags=tags, dependencies=[Depends(public)], summary="Log in (OAuth2 password flow)",
             responses={401: {"description": "incorrect username or password (the same for every cause)"}},
         )
-        async def token(form: OAuth2PasswordRequestForm = Depends()) -> JSONResponse:
+        async def token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> JSONResponse:
             """Exchange a username and password for an access and a refresh token."""
+            repeated = _repeated_fields(await request.form())  # parsed once: FastAPI's form, cached
+            if repeated:
+                return _invalid_request_body(f"parameter(s) sent more than once: {', '.join(repeated)}")
             try:
                 issued = await auth.login(form.username, form.password)
             except DatabaseError:
@@ -462,7 +469,7 @@ class _Guard(OAuth2PasswordBearer):
         )
 
     async def __call__(self, request: Request) -> Any:  # type: ignore[override]
-        authorization = request.headers.get("Authorization")
+        authorization = _one_authorization(request)
         scheme, _, param = (authorization or "").partition(" ")
         token = param.strip() if scheme.lower() == "bearer" and param.strip() else None
         user = await self._auth._check(request, token, getattr(self, REQUIREMENT_ATTR))
@@ -576,6 +583,35 @@ def _unauthenticated(decision: policy.Decision) -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
+# --------------------------------------------------------------------------- malformed requests (400)
+
+
+def _one_authorization(request: Request) -> str | None:
+    """The request's Authorization header. Several are a 400 ``invalid_request`` (RFC 6750 §3.1,
+    RFC 9110 §5.3): which one a proxy or another framework would read is anyone's guess."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise HTTPException(400, "send one Authorization header, not several",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_request"'})
+    return values[0] if values else None
+
+
+def _repeated_fields(form: Any) -> list[str]:
+    """Form fields given more than once (RFC 6749 §3.2: request parameters must not repeat)."""
+    counts: dict[str, int] = {}
+    for name, _value in form.multi_items():
+        counts[name] = counts.get(name, 0) + 1
+    return sorted(name[:40] for name, count in counts.items() if count > 1)
+
+
+def _invalid_request_body(description: str) -> JSONResponse:
+    """RFC 6749 §5.2's error response (with FastAPI's ``detail`` beside it)."""
+    return JSONResponse(
+        {"error": "invalid_request", "error_description": description, "detail": description},
+        status_code=400, headers=_NO_STORE,
+    )
+
+
 def _invalid_token(reason: str) -> HTTPException:
     line = (reason.strip().splitlines() or ["invalid token"])[0][:200]
     return HTTPException(401, line, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -587,15 +623,30 @@ async def _read_refresh_token(request: Request) -> str | None:
     try:
         if content_type == "application/json":
             body = await request.body()
-            data = json.loads(body) if body else {}
+            data = json.loads(body, object_pairs_hook=_no_repeats) if body else {}
             value = data.get("refresh_token") if isinstance(data, dict) else None
         elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            value = (await request.form()).get("refresh_token")
+            form = await request.form()
+            if _repeated_fields(form):
+                raise _Repeated()
+            value = form.get("refresh_token")
         else:
             value = None
+    except _Repeated:
+        raise HTTPException(400, "invalid_request: a parameter was sent more than once", headers=_NO_STORE) from None
     except (ValueError, UnicodeDecodeError):
         raise HTTPException(400, "malformed request body") from None
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+class _Repeated(Exception):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise _Repeated()
+    return dict(pairs)
 
 
 def _token_body_schema(*, required: bool) -> dict[str, Any]:

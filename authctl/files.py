@@ -22,3 +22,14 @@ def create_private_file(path: str | os.PathLike) -> int:
 
 def touch_private(path: Path) -> None:
     os.close(create_private_file(path))
+
+
+def decode_utf8(data: bytes, source: str, *, bom: bool = False) -> str:
+    """``data`` as UTF-8 text (a leading BOM dropped when ``bom``), or one line naming the encoding."""
+    try:
+        return data.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it to UTF-8 first"
+        ) from None

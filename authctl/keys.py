@@ -42,6 +42,9 @@ RSA_DEFAULT_BITS = 3072
 RSA_MIN_BITS = 2048
 # RFC 7518 §3.2: an HMAC key at least as long as the hash output.
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+# RFC 8725 §3.5: keys must have enough entropy; 128 bits is the smallest security strength
+# NIST SP 800-57 accepts. Estimated by ``secret_entropy_bits``.
+HMAC_MIN_ENTROPY_BITS = 128
 _EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Members of a JWK that are private (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037).
@@ -112,6 +115,12 @@ def check_strength(alg: str, key: Any) -> None:
             raise InvalidInput(
                 f"the {alg} secret is {len(key)} bytes; at least {minimum} random bytes are required (RFC 7518 §3.2)"
             )
+        bits = secret_entropy_bits(bytes(key))
+        if bits < HMAC_MIN_ENTROPY_BITS:
+            raise InvalidInput(
+                f"the {alg} secret is not random enough: about {bits:.0f} bits of entropy by estimate, at least "
+                f"{HMAC_MIN_ENTROPY_BITS} required (RFC 8725 §3.5); make one with `openssl rand -base64 {minimum}`"
+            )
         return
     if alg.startswith(("RS", "PS")):
         if not isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
@@ -131,6 +140,30 @@ def check_strength(alg: str, key: Any) -> None:
             raise InvalidInput(f"EdDSA needs an Ed25519 or Ed448 key, got {_describe(key)}")
         return
     raise InvalidInput(f"unsupported algorithm {alg!r}")
+
+
+def secret_entropy_bits(data: bytes) -> float:
+    """An upper estimate of a secret's entropy in bits: the least of three views of it.
+
+    Byte frequencies (32 x 'a', few distinct bytes), the differences between
+    neighbouring bytes (runs such as ``abcdef…`` or ``0123…``), and what zlib
+    leaves of it (a short pattern repeated, 1 MiB of zeros). Random bytes score
+    near their length in bits on the last view and about ``n * log2(n)`` on the
+    others; a secret a person typed or a pattern scores far lower.
+    """
+    import math
+    import zlib
+    from collections import Counter
+
+    def shannon(values: bytes) -> float:
+        total = len(values)
+        return -sum(count / total * math.log2(count / total) for count in Counter(values).values()) * total
+
+    if not data:
+        return 0.0
+    deltas = bytes((b - a) & 0xFF for a, b in zip(data, data[1:]))
+    compressed = 8 * max(0, len(zlib.compress(data, 9)) - len(zlib.compress(b"", 9)))
+    return max(0.0, min(shannon(data), 8 + shannon(deltas), float(compressed)))
 
 
 def _describe(key: Any) -> str:
@@ -230,41 +263,66 @@ def generate(alg: str = DEFAULT_ALG, *, rsa_bits: int = RSA_DEFAULT_BITS, kid: s
     return _record(alg, key, kid, "active")
 
 
-def looks_like_pem(data: bytes) -> bool:
-    return data.lstrip().startswith(b"-----BEGIN ")
-
-
 def load_private_pem(data: bytes) -> Any:
-    """A private key from PEM; the reason on failure, never the material."""
+    """A stored private key (PKCS#8 PEM); the reason on failure, never the material."""
     from cryptography.hazmat.primitives import serialization
 
-    head = data.lstrip()[:40]
-    if b"PUBLIC KEY" in head or b"CERTIFICATE" in head:
-        raise InvalidInput("this is a public key or certificate; signing needs the private key")
     try:
         return serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise InvalidInput("the private key is encrypted; decrypt it first (e.g. `openssl pkey -in KEY`)") from None
     except Exception:  # cryptography reports bad PEM as ValueError or UnsupportedAlgorithm
         raise InvalidInput("not a readable PEM private key (PKCS#8, PKCS#1 or SEC1)") from None
 
 
-def import_key(data: bytes, *, alg: str | None = None, kid: str | None = None, activate: bool = True) -> SigningKey:
-    """A key record from a PEM private key or a raw HMAC secret; weak keys are refused."""
+def import_key(data: bytes, *, alg: str | None = None, kid: str | None = None, activate: bool = True,
+               hmac: bool = False) -> SigningKey:
+    """A key record from a private key (PEM, DER, JWK or OpenSSH), or a raw HMAC secret with ``hmac``.
+
+    Public keys and certificates, in any form, are refused: they are never a secret
+    (RFC 8725 §2.1). Raw bytes are a secret only when ``hmac`` says so, never by guess.
+    """
+    from .keyformats import PRIVATE, SECRET, recognise
+
     alg = normalize_alg(alg) if alg else None
-    if looks_like_pem(data):
-        key = load_private_pem(data)
-        if alg is not None and is_symmetric(alg):
-            raise InvalidInput(f"{alg} needs a shared secret, but this is a PEM private key")
-        alg = alg or infer_alg(key)
-    else:
+    material = recognise(data)
+    if hmac:
         if alg is not None and not is_symmetric(alg):
-            raise InvalidInput(f"{alg} needs a PEM private key; this input is not PEM")
-        alg = alg or "HS256"
-        key = data.rstrip(b"\r\n")
+            raise InvalidInput(f"--hmac takes HS256, HS384 or HS512, not {alg}")
+        if material is not None and material.kind != SECRET:
+            raise InvalidInput(f"this is {material.label}, not a shared secret: key material is never an HMAC secret")
+    if material is None:
+        if not hmac:
+            raise InvalidInput(
+                "not a private key authctl recognises (PEM, DER, JWK or OpenSSH); "
+                "to import a raw HMAC secret, pass --hmac"
+            )
+        key: Any = data.rstrip(b"\r\n")
         if not key:
             raise InvalidInput("the secret is empty")
-    return _record(alg, key, kid, "active" if activate else "verifying")
+        return _record(alg or "HS256", key, kid, "active" if activate else "verifying")
+    if material.kind == SECRET:  # an oct JWK declares itself a shared secret
+        alg = _agreed_alg(alg, material.alg)
+        if alg is not None and not is_symmetric(alg):
+            raise InvalidInput(f"{alg} needs a private key, but this is {material.label}")
+        return _record(alg or "HS256", material.key, kid, "active" if activate else "verifying")
+    if material.kind != PRIVATE:
+        raise InvalidInput(f"this is {material.label}; signing needs the private key")
+    if material.key is None:
+        raise InvalidInput(f"this is {material.label}")
+    alg = _agreed_alg(alg, material.alg)
+    if alg is not None and is_symmetric(alg):
+        raise InvalidInput(f"{alg} needs a shared secret, but this is {material.label}")
+    alg = alg or infer_alg(material.key)
+    return _record(alg, material.key, kid, "active" if activate else "verifying")
+
+
+def _agreed_alg(given: str | None, declared: str | None) -> str | None:
+    """--alg and the algorithm a JWK declares must be the same one."""
+    if declared is None:
+        return given
+    declared = normalize_alg(declared)
+    if given is not None and given != declared:
+        raise InvalidInput(f"--alg {given} contradicts the key's own alg {declared}")
+    return declared
 
 
 def jwks(records: Iterable[SigningKey]) -> dict[str, Any]:
@@ -373,39 +431,52 @@ _RINGS_LOCK = threading.Lock()
 
 
 def foreign_pem(data: bytes, alg: str | None = None) -> KeyRing:
-    """A ring of one foreign key from a PEM public or private key (verifies tokens of any kid)."""
-    from cryptography.hazmat.primitives import serialization
+    """A ring of one foreign public key (PEM, DER, JWK, OpenSSH or a certificate's) that verifies any kid.
 
-    if not looks_like_pem(data):
-        raise InvalidInput("--key needs a PEM public or private key")
-    if b"PRIVATE KEY" in data.lstrip()[:40]:
-        key = _public_of(load_private_pem(data))
-    else:
-        try:
-            key = serialization.load_pem_public_key(data)
-        except Exception:
-            raise InvalidInput("not a readable PEM public key") from None
-    alg = normalize_alg(alg) if alg else infer_alg(key)
+    A private key is refused: verifying needs only the public key, and a private key
+    handed to a verifier is one copy too many.
+    """
+    from .keyformats import CERTIFICATE, PRIVATE, PUBLIC, recognise
+
+    material = recognise(data)
+    if material is None:
+        raise InvalidInput("--key needs a public key or certificate (PEM, DER, JWK or OpenSSH); "
+                           "for an HMAC secret use --secret-stdin")
+    if material.kind == PRIVATE:
+        raise InvalidInput(f"this is {material.label}; --key takes the public key only "
+                           "(e.g. `openssl pkey -pubout -in KEY`)")
+    if material.kind not in (PUBLIC, CERTIFICATE) or material.key is None:
+        raise InvalidInput(f"this is {material.label}, not a public key authctl can verify with")
+    key = material.key
+    alg = _agreed_alg(normalize_alg(alg) if alg else None, material.alg) or infer_alg(key)
     if is_symmetric(alg):
-        raise InvalidInput(f"{alg} needs a shared secret (--secret-stdin), not a PEM key")
+        raise InvalidInput(f"{alg} needs a shared secret (--secret-stdin), not {material.label}")
     check_strength(alg, key)
     return KeyRing([LoadedKey("(--key)", alg, "verifying", key)], any_kid=True, source="--key")
 
 
 def foreign_secret(secret: bytes, alg: str | None = None) -> KeyRing:
-    """A ring of one foreign HMAC secret (verifies tokens of any kid)."""
+    """A ring of one foreign HMAC secret (verifies tokens of any kid); key material is never one."""
+    from .keyformats import recognise
+
     alg = normalize_alg(alg) if alg else "HS256"
     if not is_symmetric(alg):
         raise InvalidInput(f"{alg} is not an HMAC algorithm; --secret-stdin takes HS256, HS384 or HS512")
     secret = secret.rstrip(b"\r\n")
     if not secret:
         raise InvalidInput("no secret on stdin")
+    material = recognise(secret)
+    if material is not None:
+        raise InvalidInput(f"this is {material.label}, not a shared secret: use --key or --jwks for keys")
     check_strength(alg, secret)
     return KeyRing([LoadedKey("(--secret-stdin)", alg, "verifying", secret)], any_kid=True, source="--secret-stdin")
 
 
 def foreign_jwks(text: str | bytes) -> KeyRing:
-    """A ring from a JWK Set document; each key keeps the algorithm it declares (or its type's default)."""
+    """A ring from a public JWK Set; each key keeps the algorithm it declares (or its type's default).
+
+    Shared secrets and private members are refused: a JWK Set is public material.
+    """
     from jwt import PyJWK
 
     try:
@@ -420,12 +491,18 @@ def foreign_jwks(text: str | bytes) -> KeyRing:
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
             continue
+        if entry.get("kty") == "oct":
+            raise InvalidInput(f"key #{index + 1} of the JWK Set is a shared secret (kty oct): a JWK Set is "
+                               "public material; verify HMAC tokens with --secret-stdin")
+        if PRIVATE_JWK_MEMBERS & set(entry):
+            raise InvalidInput(f"key #{index + 1} of the JWK Set has private members; verifying needs "
+                               "only the public key (publish `authctl key jwks`, never private members)")
         try:
             jwk = PyJWK(dict(entry))
             alg = normalize_alg(jwk.algorithm_name)
         except Exception:  # PyJWT's messages may quote the key (private members): say only where
             raise InvalidInput(f"key #{index + 1} of the JWK Set is not a usable signing key") from None
-        key = jwk.key if is_symmetric(alg) else _public_of(jwk.key)
+        key = jwk.key
         check_strength(alg, key)
         kid = entry.get("kid") if isinstance(entry.get("kid"), str) else None
         kidless = kidless or kid is None

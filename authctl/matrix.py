@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .errors import InvalidInput
 from .explain import SAFE_METHODS
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 ANONYMOUS = "anonymous"
 _PARAM = re.compile(r"\{([^}:]+)(?::([^}]+))?\}")
+#: ``progress(done, total)``: told after each live answer.
+Progress = Callable[[int, int], None]
 #: authctl's own credential endpoints: the credentials travel in the body, never as a bearer token.
 _CREDENTIAL_ENDPOINTS = ("Auth._build_router.<locals>.token", "Auth._build_router.<locals>.refresh")
 
@@ -64,6 +66,7 @@ class Cell:
     expected: Outcome | None = None
     token: str | None = field(default=None, repr=False)
     not_sent: str | None = None  # in a live run: why this cell was not sent
+    reason: str | None = None  # the engine's reason for the offline decision (the HTML report's trace)
     credential: Any = field(default=None, repr=False)  # a target's credential, sent instead of the token
     undecided: str | None = None  # the code (a guard) that decides: offline has no answer
     secured: bool | None = None  # the route reads credentials (None: not known)
@@ -211,13 +214,39 @@ def offline_cells(
     out with a line in ``notes``, not an abort.
     """
     from . import routes
-    from .errors import NoRoute
-
     from .explain import app_overrides
 
     overrides = app_overrides(app)
     minted = {} if token_per_cell else {user: _subject(store, user, overrides, target) for user in users}
     cells = []
+    for route, info, path_params in decidable_routes(app, params, notes):
+        for user in users:
+            subject = _subject(store, user, overrides, target) if token_per_cell else minted[user]
+            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,
+                                     credential=subject.credential)
+            cells.append(decided_cell(route, info, user, subject, decision))
+    return cells
+
+
+def decided_cell(route: Route, info: "RouteInfo", user: str, subject: "Subject", decision: Any) -> Cell:
+    """A cell from the engine's decision, with what a native decision adds (undecided, missing scopes)."""
+    return Cell(route, user, decision.status, token=subject.token, reason=decision.reason,
+                credential=subject.credential, undecided=getattr(decision, "undecided", None),
+                secured=info.is_native or None, missing_scopes=tuple(getattr(decision, "missing_scopes", ())))
+
+
+def decidable_routes(
+    app: Any, params: Mapping[str, str], notes: list[str] | None = None,
+) -> list[tuple[Route, "RouteInfo", dict[str, Any]]]:
+    """``app_routes`` with the path parameters the router converts from each filled path.
+
+    A route whose filled path the router does not match (a ``--param`` of the wrong
+    type) is left out with a line in ``notes``.
+    """
+    from . import routes
+    from .errors import NoRoute
+
+    chosen = []
     for route, info in app_routes(app, params, notes):
         try:
             path_params = routes.path_params(app, info, route.path)
@@ -225,14 +254,8 @@ def offline_cells(
             if notes is not None:
                 notes.append(f"{route.key} skipped: {route.path} does not match it ({exc})")
             continue
-        for user in users:
-            subject = _subject(store, user, overrides, target) if token_per_cell else minted[user]
-            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,
-                                     credential=subject.credential)
-            cells.append(Cell(route, user, decision.status, token=subject.token, credential=subject.credential,
-                              undecided=getattr(decision, "undecided", None), secured=info.is_native or None,
-                              missing_scopes=tuple(getattr(decision, "missing_scopes", ()))))
-    return cells
+        chosen.append((route, info, path_params))
+    return chosen
 
 
 def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None, target: Any = None) -> "Subject":
@@ -253,6 +276,7 @@ class MatrixResult:
     notes: list[str] = field(default_factory=list)  # routes left out, and why
     without_expectation: list[str] = field(default_factory=list)  # --strict: routes nobody decided on
     target: str | None = None  # where live requests went
+    groups: list[Any] | None = None  # --by role-set: one ``groups.Group`` per column (``users`` are their names)
 
     @property
     def failed(self) -> bool:
@@ -269,8 +293,8 @@ def parse_users(option: str | None) -> list[str] | None:
 def build(
     store: "Store", *, users: list[str] | None = None, app_spec: str | None = None, live: bool = False,
     url: str | None = None, openapi: bool = False, params: Mapping[str, str] | None = None, unsafe: bool = False,
-    expectations: "Expectations | None" = None, strict: bool = False, target: Any = None,
-    openapi_url: str | None = None,
+    expectations: "Expectations | None" = None, strict: bool = False, progress: "Progress | None" = None,
+    target: Any = None, openapi_url: str | None = None,
 ) -> MatrixResult:
     """The whole matrix: offline from the app's routes (observed too with ``live``/``url``),
     or, with ``openapi``, from a running server's OpenAPI document (decided from its
@@ -304,19 +328,19 @@ def build(
         cells = spec_cells(store, spec_reader.operations(spec_reader.parse(body, f"{url}{spec_path}")),
                            users, params, target, notes)
         without = _expect(cells, users, expectations, strict)
-        skipped = attach_live(cells, url=url, unsafe=unsafe)
+        skipped = attach_live(cells, url=url, unsafe=unsafe, progress=progress)
         return MatrixResult(users, cells, skipped, notes, without, url)
     app = routes.load_app(app_spec)
     cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url), notes=notes, target=target)
     without = _expect(cells, users, expectations, strict)
-    skipped, target = 0, None
+    skipped, went_to = 0, None
     if url:
-        skipped, target = attach_live(cells, url=url, unsafe=unsafe), url
+        skipped, went_to = attach_live(cells, url=url, unsafe=unsafe, progress=progress), url
     elif live:
         with explain.in_process(store, app_spec) as running:
-            skipped = attach_live(cells, app=running.app, unsafe=unsafe or running.snapshot)
-            target = running.source
-    return MatrixResult(users, cells, skipped, notes, without, target)
+            skipped = attach_live(cells, app=running.app, unsafe=unsafe or running.snapshot, progress=progress)
+            went_to = running.source
+    return MatrixResult(users, cells, skipped, notes, without, went_to)
 
 
 def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | None", strict: bool) -> list[str]:
@@ -399,10 +423,13 @@ def observed_cells(store: "Store", routes_: list[Route], users: list[str], targe
 # --------------------------------------------------------------------------- live and expectations
 
 
-def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, unsafe: bool = False) -> int:
+def attach_live(
+    cells: list[Cell], *, app: Any = None, url: str | None = None, unsafe: bool = False, progress: "Progress | None" = None,
+) -> int:
     """Send each cell's request; mutating methods only with ``unsafe``. Returns how many were not sent.
 
     An unsent cell records why (``not_sent``): it is NOT_SENT, never "allowed".
+    ``progress(done, total)`` is called after each answer (the CLI's progress bar).
     """
     from . import probe
 
@@ -413,7 +440,7 @@ def attach_live(cells: list[Cell], *, app: Any = None, url: str | None = None, u
             cell.not_sent = f"{cell.route.method} may change data: add --unsafe to send it"
     sendable = [c for c in cells if c.not_sent is None]
     requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
-    for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url)):
+    for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url, on_response=progress)):
         response.lints += probe.context_lints(
             response.status, anonymous=cell.user == ANONYMOUS, secured=cell.secured,
             credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes,
@@ -533,14 +560,15 @@ def apply_expectations(
 
 
 def to_csv(cells: list[Cell]) -> str:
-    import csv
     import io
+
+    from . import csvsafe
 
     buffer = io.StringIO()
     columns = ["method", "route", "path", "user", "requires", "unprotected", "decision", "live", "agrees",
                "expected", "meets_expectation", "outcome", "decision_outcome", "live_outcome", "not_sent", "undecided",
                "lints"]
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csvsafe.DictWriter(buffer, fieldnames=columns)  # cells from an app's paths and names: no formulas
     writer.writeheader()
     for cell in cells:
         row = cell.as_dict()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+from typing import Any
 
 from .errors import InvalidInput
 
@@ -34,12 +36,20 @@ def normalize_username(name: str) -> str:
 RESERVED_USERNAMES = frozenset({"anonymous"})
 
 
-def new_username(name: str) -> str:
-    """A username for a new account: the rules above, and not a reserved word."""
+def new_username(name: str, *, allow_mixed_script: bool = False) -> str:
+    """A username for a new account: the rules above, not a reserved word, and one script
+    (unless ``allow_mixed_script``). Look-alikes of existing names are the store's check."""
     name = normalize_username(name)
-    if name.casefold() in RESERVED_USERNAMES:
+    if name.casefold() in RESERVED_USERNAMES or skeleton(name) in _reserved_skeletons():
         raise InvalidInput(f"{name!r} is reserved: authctl uses it for requests without a token")
+    if not allow_mixed_script:
+        check_scripts(name)
     return name
+
+
+@lru_cache(maxsize=1)
+def _reserved_skeletons() -> frozenset[str]:
+    return frozenset(skeleton(name) for name in RESERVED_USERNAMES)
 
 
 def username_key(name: str) -> str:
@@ -51,6 +61,54 @@ def username_key(name: str) -> str:
     """
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFD", normalize_username(name)).casefold())
     return unicodedata.normalize("NFKC", folded.casefold())
+
+
+@lru_cache(maxsize=1)
+def _spoof_checker() -> Any:
+    """ICU's UTS #39 checker (pyicu): the reference implementation of skeletons and restriction levels."""
+    import icu
+
+    checker = icu.SpoofChecker()
+    checker.setRestrictionLevel(icu.URestrictionLevel.HIGHLY_RESTRICTIVE)
+    checker.setChecks(icu.USpoofChecks.RESTRICTION_LEVEL | icu.USpoofChecks.MIXED_NUMBERS)
+    return checker
+
+
+def skeleton(name: str) -> str:
+    """The UTS #39 skeleton of a name's caseless key: two names with one skeleton look alike
+    (``rаhul`` with a Cyrillic а, ``rahu1`` and ``rahul``). Stored and indexed beside the key."""
+    return _spoof_checker().getSkeleton(0, username_key(name))
+
+
+def scripts_of(name: str) -> list[str]:
+    """The scripts of a name's letters (Common and Inherited left out), in order of appearance."""
+    import icu
+
+    found: list[str] = []
+    for char in name:
+        script = icu.Script.getScript(char).getName()
+        if script not in ("Common", "Inherited") and script not in found:
+            found.append(script)
+    return found
+
+
+def shown_name(name: str) -> str:
+    """A name for a message, with its code points spelled out when it is not plain ASCII (look-alikes differ there)."""
+    return repr(name) if name.isascii() else f"{name!r} ({ascii(name)})"
+
+
+def check_scripts(name: str) -> str:
+    """Refuse a name that mixes scripts beyond UTS #39's Highly Restrictive level (Latin with
+    Cyrillic or Greek; digits of two numbering systems). Latin with Han and Kana, as Japanese
+    is written, passes."""
+    if _spoof_checker().check(name):
+        scripts = scripts_of(name)
+        what = f"mixes scripts ({', '.join(scripts)})" if len(scripts) > 1 else "mixes scripts or digit systems"
+        raise InvalidInput(
+            f"invalid username {shown_name(name)}: it {what}, as look-alike names do; "
+            "pass --allow-mixed-script if it is really meant"
+        )
+    return name
 
 
 def validate_role(name: str) -> str:

@@ -3,16 +3,18 @@
 New hashes are argon2id with the stored parameters (never below OWASP's
 m=19 MiB, t=2, p=1). bcrypt and pbkdf2_sha256 hashes from an import are
 verified and marked for upgrade: the next successful login rehashes them.
-Passwords are NFKC-normalised and never truncated.
+Passwords are NFKC-normalised and never truncated. Strength is zxcvbn's estimate,
+with the username and other facts about the account as words an attacker would try.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import unicodedata
 from difflib import SequenceMatcher
 from functools import lru_cache
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .errors import InvalidInput, PasswordRejected
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 MAX_CHARS = 1024
 MAX_BYTES = 4096
 BCRYPT_MAX_BYTES = 72
+#: zxcvbn refuses longer input and its cost grows quickly with length: it judges this prefix
+ESTIMATE_CHARS = 72
+MIN_SCORE = 3  # zxcvbn's 0-4 scale: 3 is "safely unguessable" against an online attack and throttled offline
 ACCEPTED_SCHEMES = ("argon2", "bcrypt", "pbkdf2_sha256")
 
 
@@ -36,8 +41,32 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
-def check_policy(password: str, username: str | None, min_length: int = 8) -> str:
-    """Return the normalised password, or raise PasswordRejected naming the rule."""
+def estimate(password: str, user_inputs: Iterable[str] = ()) -> dict:
+    """zxcvbn's estimate of the first ``ESTIMATE_CHARS`` characters (score 0-4 and feedback)."""
+    from zxcvbn import zxcvbn
+
+    inputs = [word[:ESTIMATE_CHARS] for word in user_inputs if isinstance(word, str) and word]
+    return zxcvbn(password[:ESTIMATE_CHARS], user_inputs=inputs)
+
+
+def _account_words(username: str | None, user_inputs: Iterable[str]) -> list[str]:
+    """The username, its parts (``suman.k@example.com``: suman, k, example, com) and the other inputs."""
+    words = list(user_inputs)
+    if username:
+        name = normalize(username)
+        words += [name, *(part for part in re.split(r"[\W_]+", name) if len(part) >= 3)]
+    return words
+
+
+def check_policy(
+    password: str, username: str | None, min_length: int = 8, *, min_score: int = MIN_SCORE,
+    user_inputs: Iterable[str] = (),
+) -> str:
+    """Return the normalised password, or raise PasswordRejected naming the rule.
+
+    ``user_inputs`` are other words an attacker who knows the account would try
+    (its roles, the issuer); the username always counts.
+    """
     password = normalize(password)
     if len(password) > MAX_CHARS or len(password.encode("utf-8")) > MAX_BYTES:
         raise PasswordRejected(f"password rejected: longer than {MAX_CHARS} characters or {MAX_BYTES} bytes")
@@ -53,7 +82,24 @@ def check_policy(password: str, username: str | None, min_length: int = 8) -> st
             raise PasswordRejected("password rejected: too similar to the username")
     if password.casefold() in _common_passwords():
         raise PasswordRejected("password rejected: it is in a list of commonly used passwords")
+    if min_score > 0:
+        result = estimate(password, _account_words(username, user_inputs))
+        if result["score"] < min_score:
+            feedback = result.get("feedback") or {}
+            advice = " ".join(part for part in [feedback.get("warning") or "", *(feedback.get("suggestions") or [])] if part)
+            raise PasswordRejected(
+                f"password rejected: too easy to guess (strength {result['score']} of 4, at least {min_score} needed)"
+                + (f": {advice}" if advice else "")
+            )
     return password
+
+
+def check_new(password: str, username: str | None, settings: "Settings", user_inputs: Iterable[str] = ()) -> str:
+    """``check_policy`` with the database's settings; the issuer and audience count as account words."""
+    return check_policy(
+        password, username, settings.password_min_length, min_score=settings.password_min_score,
+        user_inputs=[*user_inputs, settings.issuer, settings.audience],
+    )
 
 
 def generate() -> str:

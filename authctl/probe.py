@@ -97,7 +97,9 @@ def _response(raw: Any, sent_credentials: bool) -> Response:
     return Response(raw.status_code, headers, body, lint(raw.status_code, headers, body, sent_credentials=sent_credentials))
 
 
-async def _send_all(requests: Sequence[Request], *, url: str | None, app: Any, timeout: float) -> list[Response]:
+async def _send_all(
+    requests: Sequence[Request], *, url: str | None, app: Any, timeout: float, on_response: Any = None,
+) -> list[Response]:
     import httpx
 
     if app is not None:
@@ -130,6 +132,8 @@ async def _send_all(requests: Sequence[Request], *, url: str | None, app: Any, t
                 raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
             sent = bool(request.token) or (request.credential is not None and bool(headers or params or cookies))
             responses.append(_response(raw, sent_credentials=sent))
+            if on_response is not None:
+                on_response(len(responses), len(requests))
     return responses
 
 
@@ -159,9 +163,11 @@ async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], targe
     return logins[key]
 
 
-def send_all(requests: Sequence[Request], *, url: str | None = None, app: Any = None, timeout: float = 10.0) -> list[Response]:
-    """Send requests in order to a URL, or in-process to an ASGI app."""
-    return asyncio.run(_send_all(requests, url=url, app=app, timeout=timeout))
+def send_all(
+    requests: Sequence[Request], *, url: str | None = None, app: Any = None, timeout: float = 10.0, on_response: Any = None,
+) -> list[Response]:
+    """Send requests in order to a URL, or in-process to an ASGI app; ``on_response(done, total)`` after each."""
+    return asyncio.run(_send_all(requests, url=url, app=app, timeout=timeout, on_response=on_response))
 
 
 def send(request: Request, **target: Any) -> Response:

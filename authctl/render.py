@@ -18,10 +18,29 @@ if TYPE_CHECKING:
     from .store import Access, AuditEntry, Permission, Role, User
 
 
+#: The width of output that goes to a file or a pipe (no COLUMNS): as wide as the data, never cut at 80.
+PIPED_WIDTH = 100_000
+#: Rules and panels span the console: piped, they stop here.
+FRAME_WIDTH = 100
+
+
 def _console(stream: Any, soft_wrap: bool = False) -> "Console":
+    import os
+
     from rich.console import Console
 
-    return Console(file=stream, highlight=False, soft_wrap=soft_wrap)
+    isatty = getattr(stream, "isatty", None)
+    piped = not (callable(isatty) and isatty()) and not os.environ.get("COLUMNS")
+    return Console(file=stream, highlight=False, soft_wrap=soft_wrap, width=PIPED_WIDTH if piped else None)
+
+
+def _piped(console: "Console") -> bool:
+    return console.width >= PIPED_WIDTH
+
+
+def _frame_width(console: "Console") -> int:
+    """Panels and rules: the terminal's width, or FRAME_WIDTH when piped."""
+    return min(console.width, FRAME_WIDTH)
 
 
 def out() -> "Console":
@@ -111,13 +130,60 @@ def success(message: str) -> None:
     err().print(text("✓ ", "green") + text(message))
 
 
-def _table(*columns: str, title: str | None = None) -> Any:
+def _table(*columns: str, title: str | None = None, short: Iterable[str] = ()) -> Any:
+    """A table whose cells fold (never end in "…"); ``short`` columns (a status, a date) never wrap."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold")
+    keep = set(short)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column in keep)
     return table
+
+
+_WORD = None
+
+
+def wrap_words(message: str, width: int, keep: Iterable[str] = ()) -> str:
+    """``message`` in lines of at most ``width`` cells, broken only where it has a space, never inside
+    a `quoted command` or a ``keep`` phrase (a command split over two lines cannot be pasted)."""
+    import re
+
+    from rich.cells import cell_len
+
+    global _WORD
+    if _WORD is None:
+        _WORD = re.compile(r"( *)(`[^`]*`|[^ ]+)")
+    protected = message
+    for phrase in keep:
+        protected = protected.replace(phrase, phrase.replace(" ", "\x00"))
+    lines: list[str] = []
+    current = ""
+    for space, word in _WORD.findall(protected):
+        word = word.replace("\x00", " ")
+        if current and cell_len(current) + len(space) + cell_len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current += space + word if current else word
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def prose(value: str, style: str = "", indent: int = 0, keep: Iterable[str] = (), console: "Console | None" = None) -> Any:
+    """Narration as Text, wrapped at words for a console (``indent``: what a tree or margin takes)."""
+    console = console or out()
+    width = max(20, console.width - indent)
+    return text(value if _piped(console) else wrap_words(printable(value), width, keep), style)
+
+
+def banner(message: str, keep: Iterable[str] = ()) -> None:
+    """A dim line on stderr for people (the serve banner): wrapped at words on a terminal, commands kept whole."""
+    console = err()
+    if console.is_terminal:
+        console.print(text(wrap_words(printable(message), max(20, console.width), keep), "dim"))
+    else:
+        console.print(text(message, "dim"))
 
 
 # --------------------------------------------------------------------------- users
@@ -157,8 +223,8 @@ def user_detail(user: "User", access: "Access", login: tuple[int, bool]) -> None
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     status = text(user.status, "green" if not user.disabled else "bold red")
     if login[1]:
         status.append(" (locked: `authctl user unlock`)", style="bold red")
@@ -239,10 +305,21 @@ def audit_json(entry: "AuditEntry") -> dict[str, Any]:
             "target": entry.target, "details": entry.details}
 
 
+def _detail(value: Any) -> str:
+    """A log detail as people write it: ``roles=student, admin``, not a Python repr."""
+    import json
+
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_detail(item) for item in value) or "none"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def audit_table(entries: Iterable["AuditEntry"]) -> None:
-    table = _table("time", "actor", "action", "target", "details")
+    table = _table("time", "actor", "action", "target", "details", short=("time", "action"))
     for entry in entries:
-        details = ", ".join(f"{k}={v}" for k, v in entry.details.items())
+        details = "; ".join(f"{k}={_detail(v)}" for k, v in entry.details.items())
         table.add_row(*(text(oneline(v)) for v in (entry.at, entry.actor, entry.action, entry.target, details)))
     out().print(table)
 
@@ -271,7 +348,7 @@ _KEY_STYLE = {"active": "bold green", "verifying": "yellow", "retired": "dim"}
 
 
 def keys_table(keys: Iterable[Any]) -> None:
-    table = _table("kid", "alg", "status", "created", "fingerprint")
+    table = _table("kid", "alg", "status", "created", "fingerprint", short=("kid", "alg", "status", "created"))
     for key in keys:
         table.add_row(
             text(key.kid), text(key.alg), text(key.status, _KEY_STYLE.get(key.status, "")),
@@ -353,8 +430,8 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
     from .tokens import format_utc, relative
 
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     for name, value in members.items():
         shown = text(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else oneline(value))
         if name in ("iat", "nbf", "exp") and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -379,7 +456,7 @@ def inspection_report(inspection: Any, now: int) -> None:
             text("UNVERIFIED — no known key verified this signature. Anyone could have written these "
                  "claims: do not trust them.", "bold"),
             title="UNVERIFIED", border_style="bold red", style="red",
-        ))
+        ), width=_frame_width(console))
     if inspection.header is not None:
         console.print(text("Header", "bold underline"))
         console.print(_members_grid(inspection.header, now))
@@ -426,17 +503,24 @@ def routes_table(infos: Iterable[Any]) -> None:
     """Method, path and what each route requires; routes with no requirement flagged."""
     styles = {"public": "green", "authenticated": "cyan", "scopes": "cyan", "guarded": "magenta", "permission": "",
               "open": "bold yellow"}
-    table = _table("method", "path", "requires", "kind", "name")
-    for info in infos:
+    console = out()
+    listed = list(infos)
+    # `kind` repeats `requires` (which is styled by kind): the first column to go when narrow
+    widest = max((len(info.method) + len(info.path) + len(info.describe()) + len(f" — {info.flag}" if info.flag else "")
+                  + len(info.name or "") for info in listed), default=0)
+    with_kind = _piped(console) or widest + 14 + 16 <= console.width
+    table = _table("method", "path", "requires", *(["kind"] if with_kind else []), "name", short=("method", "kind"))
+    for info in listed:
         kind = info.kind
         requires = text(info.describe(), styles.get(kind, ""))
         if info.flag:
             requires.append(f" — {info.flag}", style="yellow")
         table.add_row(
             text(info.method), text(info.path), requires,
-            text(kind + ("?" if kind == "open" else ""), styles.get(kind, "dim") or "dim"), text(info.name or "", "dim"),
+            *([text(kind + ("?" if kind == "open" else ""), styles.get(kind, "dim") or "dim")] if with_kind else []),
+            text(info.name or "", "dim"),
         )
-    out().print(table)
+    console.print(table)
 
 
 # --------------------------------------------------------------------------- check
@@ -514,11 +598,13 @@ def check_report(data: dict[str, Any]) -> None:
         phase2.add(_mark(None, "not reached: authentication failed first"))
     label = _VERDICT_BANNER.get(outcome, outcome.upper())
     phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
-    phase3.add(text(verdict["reason"]))
+    phase3.add(prose(verdict["reason"], indent=8))
     if verdict["unprotected"]:
         phase3.add(text(f"⚠ unprotected? {route.get('flag') or 'nothing reads credentials here'}", "bold yellow"))
     if verdict["hint"]:
-        phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
+        hint = prose("hint: " + verdict["hint"], indent=8)
+        hint.stylize("bold", 0, 5)
+        phase3.add(hint)
     _live_report(phase3, data.get("live"))
     out().print(tree)
 
@@ -562,11 +648,13 @@ def _native_report(tree: Any, data: dict[str, Any]) -> None:
     outcome = verdict["outcome"]
     label = _VERDICT_BANNER.get(outcome, outcome.upper())
     phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
-    phase3.add(text(verdict["reason"]))
+    phase3.add(prose(verdict["reason"], indent=8))
     if native["fastapi_note"]:
-        phase3.add(text(f"⚠ {native['fastapi_note']}", "yellow"))
+        phase3.add(prose(f"⚠ {native['fastapi_note']}", "yellow", indent=8))
     if verdict["hint"]:
-        phase3.add(text("hint: ", "bold") + text(verdict["hint"]))
+        hint = prose("hint: " + verdict["hint"], indent=8)
+        hint.stylize("bold", 0, 5)
+        phase3.add(hint)
     _live_report(phase3, data.get("live"))
 
 
@@ -602,19 +690,82 @@ def _cell_text(cell: Any) -> Any:
     return shown
 
 
-def matrix_table(cells: list[Any], users: list[str]) -> None:
-    table = _table("route", "requires", *users)
+def _column_header(name: str, groups: list[Any] | None) -> str:
+    """A role-set column names how many users it stands for."""
+    size = next((len(g.members) for g in groups or [] if g.name == name), 1)
+    return f"{name} ({size})" if size > 1 else name
+
+
+#: Piped output has no width: a matrix wider than this is listed as differences instead.
+PIPED_MATRIX_WIDTH = 240
+
+
+def matrix_table(cells: list[Any], users: list[str], groups: list[Any] | None = None) -> None:
+    """Routes × columns; when that would not fit (the terminal, or PIPED_MATRIX_WIDTH piped),
+    the list of differences: per route, each outcome and who gets it."""
+    console = out()
+    headers = [_column_header(u, groups) for u in users]
     rows: dict[tuple[str, str], list[Any]] = {}
     for cell in cells:
         rows.setdefault((cell.route.method, cell.route.path), []).append(cell)
+    lines = []
     for (method, path), row in rows.items():
         route = row[0].route
         requires = text(route.requires, "bold yellow" if route.unprotected else "dim")
         if route.unprotected:
             requires.append(" ⚠", style="bold yellow")
         by_user = {cell.user: cell for cell in row}
-        table.add_row(text(f"{method} {path}"), requires, *[_cell_text(by_user[u]) if u in by_user else text("") for u in users])
-    out().print(table)
+        lines.append((text(f"{method} {path}"), requires, [_cell_text(by_user[u]) if u in by_user else text("") for u in users]))
+    route_width = max((len(line[0]) for line in lines), default=5)
+    requires_width = max((len(line[1]) for line in lines), default=8)
+    # a header folds down to 10; a cell ("200 → 422 ✗") never does; route and requires fold down to their minimum
+    columns = [max(min(len(header), 10), *(len(line[2][i]) for line in lines)) for i, header in enumerate(headers)]
+    route_min, requires_min = min(route_width, 20), min(requires_width, 14)
+    grid = sum(columns) + 3 * len(columns) + 1
+    limit = PIPED_MATRIX_WIDTH if _piped(console) else console.width
+    with_requires = route_min + requires_min + 6 + grid <= limit
+    if not with_requires and (route_min + 3 + grid > limit and len(users) > 1):
+        console.print(_matrix_differences(lines, headers, route_min, limit))
+        return
+    natural = route_width + requires_width + 6 + sum(max(len(h), w) + 3 for h, w in zip(headers, columns)) + 1
+    route_w = requires_w = None  # natural widths when it fits; else exact ones (Rich alone would crop the table)
+    if natural > limit:
+        room = limit - grid - (6 if with_requires else 3)
+        requires_w = min(requires_width, max(requires_min, room - route_width)) if with_requires else 0
+        route_w = max(route_min, room - requires_w)
+    table = _table()
+    table.add_column("route", overflow="fold", min_width=route_min, width=route_w)
+    if with_requires:  # when narrow, the column the route's name and `authctl routes` repeat goes first
+        table.add_column("requires", overflow="fold", min_width=requires_min, width=requires_w)
+    for header, width in zip(headers, columns):  # narrow: long headers fold, so the routes keep their room
+        table.add_column(header, overflow="fold", min_width=width, max_width=width if natural > limit else None)
+    for route_text, requires, shown in lines:
+        table.add_row(route_text, *([requires] if with_requires else []), *shown)
+    console.print(table)
+
+
+def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[str], route_min: int, limit: int) -> Any:
+    """Each route once per distinct outcome, with the columns that get it ("everyone" when all do)."""
+    wide = limit >= 100
+    outcome_w = max(7, *(len(cell) for line in lines for cell in line[2]))
+    route_w = min(max((len(line[0]) for line in lines), default=5), max(route_min, limit // 3))
+    requires_w = min(max((len(line[1]) for line in lines), default=8), 24) if wide else 0
+    used = route_w + outcome_w + (requires_w + 3 if wide else 0) + 3 * 3 + 1
+    table = _table(title="outcome per route (too many columns for a grid)")
+    table.add_column("route", overflow="fold", width=route_w)
+    if wide:
+        table.add_column("requires", overflow="fold", width=requires_w)
+    table.add_column("outcome", overflow="fold", width=outcome_w)
+    table.add_column("who", overflow="fold", width=max(8, limit - used - 3) if limit - used - 3 < 200 else None)
+    for route_text, requires, shown in lines:
+        by_outcome: dict[str, tuple[Any, list[str]]] = {}
+        for header, cell_text in zip(headers, shown):
+            by_outcome.setdefault(cell_text.plain, (cell_text, []))[1].append(header)
+        for index, (cell_text, who) in enumerate(by_outcome.values()):
+            first = index == 0
+            row = [route_text if first else text("")] + ([requires if first else text("")] if wide else [])
+            table.add_row(*row, cell_text, text("everyone" if len(by_outcome) == 1 else ", ".join(who)))
+    return table
 
 
 def matrix_notes(result: Any) -> None:
@@ -684,7 +835,8 @@ def probe_report(result: Any) -> None:
             who.append(text("permissions: " + (names or "none")))
     else:
         who.append(text(whoami.body[:300] if isinstance(whoami.body, str) else json.dumps(whoami.body, ensure_ascii=False)[:300]))
-    out().print(Panel(who, title="who the server thinks you are", title_align="left"))
+    console = out()
+    console.print(Panel(who, title="who the server thinks you are", title_align="left"), width=_frame_width(console))
     for problem in whoami.lints:
         warn(problem)
     if response is None or result.request is None:
@@ -696,9 +848,23 @@ def probe_report(result: Any) -> None:
         lines.append(text(f"{name}: {value}\n", "dim"))
     body_text = response.body if isinstance(response.body, str) else json.dumps(response.body, ensure_ascii=False)
     lines.append(text(body_text[:1000]))
-    out().print(Panel(lines, title="the request", title_align="left"))
+    console.print(Panel(lines, title="the request", title_align="left"), width=_frame_width(console))
     for problem in response.lints:
         warn(problem)
+
+
+#: What `authctl demo` suggests next, one command a line.
+NEXT_STEPS = (
+    "authctl init",
+    "authctl role add admin",
+    "authctl role grant admin students:delete",
+    "authctl user add suman --role admin",
+    "# protect routes with Depends(auth.require(\"students:delete\")), see the README",
+    "authctl routes --app yourpackage.main:app",
+    "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
+    "authctl serve --app yourpackage.main:app",
+    "authctl probe DELETE /student/3 --as suman --unsafe   # in another terminal",
+)
 
 
 def demo_report(result: Any, now: int, keep: str | None) -> None:
@@ -706,29 +872,23 @@ def demo_report(result: Any, now: int, keep: str | None) -> None:
     from rich.rule import Rule
 
     console = out()
-    console.print(Rule(text("authctl demo: authentication (401) vs authorization (403)", "bold")))
-    emit_line("The article's learning platform: suman is an admin, rahul a student, priya an instructor.")
-    emit_line("Only admins may DELETE /student/{id}. Here is the same request three times, explained:")
+    console.print(Rule(text("authctl demo: authentication (401) vs authorization (403)", "bold")), width=_frame_width(console))
+    console.print(prose("The article's learning platform: suman is an admin, rahul a student, priya an instructor. "
+                        "Only admins may DELETE /student/{id}. Here is the same request three times, explained:",
+                        keep=("DELETE /student/{id}",)))
     for number, (title, step) in enumerate(result.steps, start=1):
-        console.print(Rule(text(f"{number}. {title}", "bold cyan"), align="left"))
+        console.print(Rule(text(f"{number}. {title}", "bold cyan"), align="left"), width=_frame_width(console))
         check_report(step.as_dict())
-    console.print(Rule(text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"))
+    console.print(Rule(text("4. What is in rahul's token? (authctl token inspect)", "bold cyan"), align="left"), width=_frame_width(console))
     inspection_report(result.inspected, now)
-    console.print(Rule(text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"))
+    console.print(Rule(text("5. Everyone × every route (authctl matrix --live)", "bold cyan"), align="left"), width=_frame_width(console))
     matrix_table(result.cells, result.users)
-    console.print(Rule(text("Next: the same on your own app", "bold"), align="left"))
-    for line in (
-        "authctl init && authctl role add admin && authctl role grant admin students:delete",
-        "authctl user add suman --role admin",
-        "# protect routes with Depends(auth.require(\"students:delete\")) — see the README",
-        "authctl routes --app yourpackage.main:app",
-        "authctl check DELETE /student/3 --as suman --app yourpackage.main:app --live",
-        "authctl serve --app yourpackage.main:app   # then: authctl probe DELETE /student/3 --as suman --unsafe",
-    ):
-        emit_line(f"  {line}")
+    console.print(Rule(text("Next: the same on your own app", "bold"), align="left"), width=_frame_width(console))
+    for line in NEXT_STEPS:  # one command a line, each short enough for 80 columns: never split when pasted
+        console.print(text(f"  {line}"), soft_wrap=True)
     if keep:
         kept = f"{keep.rstrip('/')}/authctl.db"
-        note(f"demo database kept in {kept} (try: authctl --db {kept} serve)")
+        banner(f"demo database kept in {kept} (try: authctl --db {kept} serve)", keep=(f"authctl --db {kept} serve",))
 
 
 # --------------------------------------------------------------------------- who-can, role graph
@@ -854,3 +1014,42 @@ def policy_report(report: Any) -> None:
         success(f"{checked} expectation(s) met" + (" (observed live)" if report.live else ""))
     else:
         error(f"{len(report.failures)} failure(s) in {checked} expectation(s)")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def live_progress(description: str, after: float = 1.0) -> Any:
+    """A context giving ``progress(done, total)`` for a live run: a bar on stderr, only on a
+    terminal, shown once the run has taken ``after`` seconds (a quick run shows nothing)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar() -> Any:
+        if not sys.stderr.isatty():
+            yield None
+            return
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        start = time.monotonic()
+        shown: dict[str, Any] = {}
+
+        def update(done: int, total: int) -> None:
+            if not shown:
+                if done >= total or time.monotonic() - start < after:
+                    return
+                shown["bar"] = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                        TimeRemainingColumn(), console=err(), transient=True)
+                shown["bar"].start()
+                shown["task"] = shown["bar"].add_task(description, total=total)
+            shown["bar"].update(shown["task"], completed=done, total=total)
+
+        try:
+            yield update
+        finally:
+            if shown:
+                shown["bar"].stop()
+
+    return bar()

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from . import config
 from .errors import Conflict, DatabaseError, InvalidInput, NotFound
 from .files import touch_private
-from .names import new_username, username_key, validate_permission, validate_role
+from .names import new_username, shown_name, skeleton, username_key, validate_permission, validate_role
 
 APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other SQLite file
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -218,6 +218,21 @@ def _migration_5(db: Any) -> None:
 
 
 def _migration_6(db: Any) -> None:
+    """Username skeletons (UTS #39, ``names.skeleton``), indexed: a new name that looks like an
+    existing one is found by one lookup. Not unique: older files may hold look-alikes already."""
+    if "username_skeleton" not in db["users"].columns_dict:
+        db["users"].add_column("username_skeleton", str)
+    rows = db.execute("SELECT id, username FROM users").fetchall()
+    for user_id, username in rows:
+        try:
+            value = skeleton(username)
+        except InvalidInput:  # a name an older authctl let in: its key stands in
+            value = None
+        db.execute("UPDATE users SET username_skeleton = ? WHERE id = ?", (value, user_id))
+    db["users"].create_index(["username_skeleton"], if_not_exists=True)
+
+
+def _migration_7(db: Any) -> None:
     """Targets: how authctl authenticates to an app with its own security (secrets kept like key material).
 
     Idempotent: a file marked with an older schema version may already hold the table.
@@ -228,7 +243,7 @@ def _migration_6(db: Any) -> None:
     )
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6)
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Foreign keys in sqlite-utils' create() carry no ON DELETE clause, so deletes
@@ -535,17 +550,42 @@ class Store:
         row = self.conn.execute(f"SELECT {self._USER_COLUMNS} FROM users u WHERE u.uid = ?", (uid,)).fetchone()
         return self._user(row) if row else None
 
-    def add_user(self, name: str, password_hash: str | None, roles: Iterable[str] = (), *, disabled: bool = False) -> User:
-        username = new_username(name)
+    def find_look_alike(self, name: str) -> User | None:
+        """Another user whose name has the same UTS #39 skeleton as ``name`` (one indexed lookup)."""
+        key = username_key(name)
+        row = self.conn.execute(
+            f"SELECT {self._USER_COLUMNS} FROM users u WHERE u.username_skeleton = ? AND u.username_key != ? LIMIT 1",
+            (skeleton(name), key),
+        ).fetchone()
+        return self._user(row) if row else None
+
+    def refuse_look_alike(self, username: str) -> str:
+        """The skeleton of a new name, or Conflict naming the existing user it looks like."""
+        other = self.find_look_alike(username)
+        if other is not None:
+            raise Conflict(
+                f"user {shown_name(username)} looks like existing user {shown_name(other.username)} "
+                "(Unicode confusables); choose another name"
+            )
+        return skeleton(username)
+
+    def add_user(
+        self, name: str, password_hash: str | None, roles: Iterable[str] = (), *, disabled: bool = False,
+        allow_mixed_script: bool = False,
+    ) -> User:
+        username = new_username(name, allow_mixed_script=allow_mixed_script)
         now = utcnow()
         with self.transaction():
             role_ids = [self._role_id(role) for role in roles]
+            if self.find_user(username) is not None:
+                raise Conflict(f"user {username!r} already exists")
+            shape = self.refuse_look_alike(username)
             try:
                 cursor = self.conn.execute(
-                    "INSERT INTO users (uid, username, username_key, password_hash, disabled, token_version, "
-                    "created_at, updated_at, password_changed_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                    (uuid.uuid4().hex, username, username_key(username), password_hash, int(disabled), now, now,
-                     now if password_hash else None),
+                    "INSERT INTO users (uid, username, username_key, username_skeleton, password_hash, disabled, "
+                    "token_version, created_at, updated_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                    (uuid.uuid4().hex, username, username_key(username), shape, password_hash, int(disabled), now,
+                     now, now if password_hash else None),
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"user {username!r} already exists") from None
@@ -554,18 +594,24 @@ class Store:
             self._audit("user.add", username, {"roles": sorted(roles), "disabled": disabled})
         return self.get_user(username)
 
-    def add_users(self, records: Sequence[tuple[str, str, Sequence[str], bool]]) -> int:
+    def add_users(
+        self, records: Sequence[tuple[str, str, Sequence[str], bool]], *, allow_mixed_script: bool = False
+    ) -> int:
         """Bulk add (username, hash, roles, disabled) in one transaction: all or nothing."""
         now = utcnow()
         with self.transaction():
             role_ids = {row[0]: row[1] for row in self.conn.execute("SELECT name, id FROM roles")}
             for username, password_hash, roles, disabled in records:
-                username = new_username(username)
+                username = new_username(username, allow_mixed_script=allow_mixed_script)
+                if self.find_user(username) is not None:
+                    raise Conflict(f"user {username!r} already exists")
+                shape = self.refuse_look_alike(username)  # also against the rows inserted before it
                 try:
                     cursor = self.conn.execute(
-                        "INSERT INTO users (uid, username, username_key, password_hash, disabled, token_version, "
-                        "created_at, updated_at, password_changed_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                        (uuid.uuid4().hex, username, username_key(username), password_hash, int(disabled), now, now, now),
+                        "INSERT INTO users (uid, username, username_key, username_skeleton, password_hash, disabled, "
+                        "token_version, created_at, updated_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                        (uuid.uuid4().hex, username, username_key(username), shape, password_hash, int(disabled), now,
+                         now, now),
                     )
                 except sqlite3.IntegrityError:
                     raise Conflict(f"user {username!r} already exists") from None
@@ -907,6 +953,11 @@ class Store:
 
     def add_key(self, key: SigningKey, *, make_active: bool = True) -> None:
         with self.transaction():
+            same = self.conn.execute(
+                "SELECT kid, status FROM signing_keys WHERE fingerprint = ?", (key.fingerprint,)
+            ).fetchone()
+            if same is not None:  # one key, one kid: importing it again changes nothing
+                raise Conflict(f"this key is already there as {same[0]} ({same[1]}); nothing was changed")
             if make_active:
                 self.conn.execute("UPDATE signing_keys SET status = 'verifying' WHERE status = 'active'")
             try:

@@ -128,26 +128,41 @@ def parse_send(text: str) -> tuple[str, str | None]:
     return kind, param
 
 
-def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple[str, bytes]:
-    """(algorithm, material) of a target's signing key: a private PEM, or an HMAC secret.
+def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple[str, bytes, bool]:
+    """(algorithm, material, weak) of a target's signing key: a private key (PEM, DER, JWK or
+    OpenSSH, stored as PEM), or an HMAC secret.
 
-    A weak HMAC secret passes only with ``allow_weak`` (the unsafe opt-in): it
-    signs tokens for this target, never for authctl itself.
+    Key material is recognised first (``keyformats.recognise``): a public key or a
+    certificate is refused, never taken as an HMAC secret (RFC 8725 §2.1). A weak HMAC
+    secret (too short, or too little entropy) passes only with ``allow_weak`` (the
+    unsafe opt-in): it signs tokens for this target, never for authctl itself.
     """
     from . import keys
+    from .keyformats import PRIVATE, SECRET, recognise
 
     chosen = keys.normalize_alg(alg) if alg else None
-    if keys.looks_like_pem(data):
+    material = recognise(data)
+    if material is not None and material.kind == PRIVATE:
+        if material.key is None:
+            raise InvalidInput(f"this is {material.label}")
         if chosen is not None and keys.is_symmetric(chosen):
-            raise InvalidInput(f"{chosen} needs a shared secret, but this is a PEM key")
-        private = keys.load_private_pem(data)  # a public key is refused: a target signs
-        chosen = chosen or keys.infer_alg(private)
-        keys.check_strength(chosen, private)
-        return chosen, data.strip() + b"\n"
+            raise InvalidInput(f"{chosen} needs a shared secret, but this is {material.label}")
+        declared = keys.normalize_alg(material.alg) if material.alg else None
+        if chosen is not None and declared is not None and chosen != declared:
+            raise InvalidInput(f"--alg {chosen} contradicts the key's own alg {declared}")
+        chosen = chosen or declared or keys.infer_alg(material.key)
+        keys.check_strength(chosen, material.key)
+        return chosen, keys._pem_of(material.key), False
+    if material is not None and material.kind == SECRET:  # an oct JWK says it is a shared secret
+        secret = bytes(material.key)
+    elif material is not None:
+        raise InvalidInput(f"this is {material.label}; a target signs, so it needs the private key or a shared "
+                           "secret (key material is never an HMAC secret)")
+    else:
+        secret = data.rstrip(b"\r\n")
     chosen = chosen or "HS256"
     if not keys.is_symmetric(chosen):
-        raise InvalidInput(f"{chosen} needs a PEM private key; this input is not PEM")
-    secret = data.rstrip(b"\r\n")
+        raise InvalidInput(f"{chosen} needs a PEM private key (or DER, JWK, OpenSSH); this input is none of them")
     if not secret:
         raise InvalidInput("the secret is empty")
     try:
@@ -155,7 +170,8 @@ def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple
     except InvalidInput as exc:
         if not allow_weak:
             raise InvalidInput(f"{exc}; if the app really uses it, add --unsafe-weak-secret (for this target only)") from None
-    return chosen, secret
+        return chosen, secret, True
+    return chosen, secret, False
 
 
 def read_private_file(path: str, what: str) -> bytes:
@@ -217,7 +233,7 @@ def add(
     if mode == "token":
         if key is None:
             raise InvalidInput("a token target needs its signing key: --key-file FILE or --key-stdin")
-        alg, material = parse_target_key(key, alg, allow_weak=allow_weak)
+        alg, material, weak = parse_target_key(key, alg, allow_weak=allow_weak)
         if kid is not None:
             keys.validate_kid(kid)
         if scope_claim is not None and scope_claim not in SCOPE_CLAIMS:
@@ -225,8 +241,7 @@ def add(
         if not 10 <= ttl <= MAX_TTL:
             raise InvalidInput("--ttl must be between 10 seconds and 30 days")
         config.update({
-            "alg": alg, "kid": kid, "weak_secret": bool(allow_weak and keys.is_symmetric(alg) and
-                                                        len(material) < keys.HMAC_MIN_BYTES[alg]),
+            "alg": alg, "kid": kid, "weak_secret": weak,
             "sub": dict(sub or {}), "scope_claim": scope_claim,
             "scopes": {u: [s for s in v.replace(",", " ").split() if s] for u, v in (scopes or {}).items()},
             "iss": iss, "aud": aud, "claims": dict(claims or {}), "ttl": ttl,

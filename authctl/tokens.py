@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
+import re
 import secrets
 import time
 import weakref
@@ -53,11 +53,13 @@ MAX_TOKEN_BYTES = 8192
 TYP = {"access": "at+jwt", "refresh": "refresh+jwt"}
 _TYPE_OF = {value: name for name, value in TYP.items()}
 # Claims authctl sets itself; --claim may not override them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "ver", "roles", "name", "fam", "typ"})
+RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "ver", "roles", "name", "fam", "typ", "uid"})
 # Header members that point at keys elsewhere: never followed, so refused outright.
 REFUSED_HEADERS = ("jku", "x5u", "jwk", "x5c")
 INFORMATIONAL_CHECKS = frozenset({"roles"})  # drift is shown, but authorization reads the database
 _MAX_ID = 256
+# A jti given by hand (``revoke --jti``): ours are base64url; others' UUIDs, ULIDs or base64.
+_JTI_FORM = re.compile(r"^[A-Za-z0-9._~:+/=-]{1,256}\Z")
 
 
 # --------------------------------------------------------------------------- records
@@ -501,15 +503,6 @@ def _enabled_result(user: "User") -> _Result:
     return _ok("the account is enabled")
 
 
-@functools.lru_cache(maxsize=1024)
-def _iso_utc(timestamp: int) -> str:
-    """The store's timestamp format, for comparing a claim with ``created_at`` (a token's iat repeats)."""
-    try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-    except (OverflowError, OSError, ValueError):  # beyond the platform's calendar: before or after any account
-        return "0000" if timestamp < 0 else "9999"
-
-
 def _version_result(user: "User", claims: Mapping[str, Any]) -> _Result:
     ver = claims.get("ver")
     if isinstance(ver, bool) or not isinstance(ver, int):
@@ -520,11 +513,20 @@ def _version_result(user: "User", claims: Mapping[str, Any]) -> _Result:
             f"token version {ver} is no longer current ({user.token_version}): "
             f"{user.username} logged out or changed password since",
         )
-    iat = _number(claims.get("iat"))
-    if iat is not None and user.created_at and _iso_utc(int(iat)) < user.created_at:
-        # with sub = username, a removed and re-added user starts at version 1 again
-        return _fail(TokenUserInvalid, f"issued before the account {user.username} was created ({user.created_at})")
     return _ok(f"version {ver} is current")
+
+
+def _account_result(user: "User", claims: Mapping[str, Any], sub_claim: str) -> _Result:
+    """With ``sub_claim=username`` the name can come back with a re-created account (its version
+    restarting at 1, in the same second): the token also carries the account's random uid."""
+    if sub_claim != "username":
+        return _ok()  # sub is the uid itself: never given to another account
+    uid = claims.get("uid")
+    if uid is None:
+        return _fail(TokenClaimInvalid, "no uid claim: with sub_claim=username a token names its account's uid too")
+    if uid != user.uid:
+        return _fail(TokenUserInvalid, f"issued to an earlier account named {user.username} (removed since)")
+    return _ok()
 
 
 def _roles_result(user: "User", claims: Mapping[str, Any]) -> _Result:
@@ -682,6 +684,8 @@ def issue(
         "name": user.username, "iat": iat, "nbf": nbf, "exp": exp, "jti": secrets.token_urlsafe(16),
         "ver": user.token_version, "roles": list(user.roles),
     })
+    if settings.sub_claim == "username":
+        claims["uid"] = user.uid  # a re-created account of the same name is another account
     if family is not None:
         claims["fam"] = family
     if extra_claims:
@@ -781,7 +785,9 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
         raise TokenRevoked(f"token {_shown(jti)} was revoked")
     if user is None:
         raise TokenUserInvalid(_user_result(None, claims)[1])
-    for ok, detail, cls in (_enabled_result(user), _version_result(user, claims)):
+    for ok, detail, cls in (
+        _account_result(user, claims, settings.sub_claim), _enabled_result(user), _version_result(user, claims),
+    ):
         if ok is False:
             raise cls(detail)  # type: ignore[misc]
     return Identity(
@@ -921,7 +927,8 @@ def inspect(
         add("revoked", _ok(f"jti {_shown(claims['jti'])} is not revoked"))
     sub = _sub(claims)
     user = _find_user(store, settings, sub) if sub is not None and settings is not None else None
-    add("user", _user_result(user, claims))
+    account = _account_result(user, claims, settings.sub_claim) if user is not None and settings is not None else _ok()
+    add("user", _user_result(user, claims) if account[0] is not False else account)
     if user is None:
         for name in ("enabled", "version", "roles"):
             add(name, (None, "not checked: no such user", None))
@@ -971,8 +978,8 @@ def revoke(
     else:
         assert jti is not None
         jti = jti.strip()
-        if not 0 < len(jti) <= _MAX_ID or any(ord(c) < 32 for c in jti):
-            raise InvalidInput("--jti needs a token id (the jti claim)")
+        if not _JTI_FORM.match(jti):
+            raise InvalidInput("--jti needs a token id (the jti claim): 1-256 characters from A-Z, a-z, 0-9 and ._~:+/=-")
         expires_at = now + settings.max_ttl + settings.leeway
     newly = store.revoke_jti(jti, expires_at, reason)
     return Revocation(jti, expires_at, newly=newly)

@@ -597,3 +597,42 @@ def test_look_alike_usernames_count_towards_one_lockout(client, admin, username,
     assert admin.login_failures(username) == (len(spellings), True)
     assert client.login(username).status_code == 401  # locked: even the right password fails
     assert client.login(spellings[0]).status_code == 401
+
+
+# --------------------------------------------------------------------------- malformed requests: 400 invalid_request
+
+
+@pytest.mark.parametrize("method,path", [("DELETE", "/student/3"), ("GET", "/whoami")])
+def test_two_authorization_headers_are_an_invalid_request(client, admin, method, path):
+    """RFC 6750 §3.1 / RFC 9110 §5.3: neither header silently wins, in either order."""
+    suman, rahul = issue(admin, "suman"), issue(admin, "rahul")
+    for first, second in ((rahul, suman), (suman, rahul)):
+        headers = [("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")]
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_request"'
+        assert first not in response.text and second not in response.text
+    assert client.request(method, path, token=suman).status_code == 200  # one header: as before
+
+
+def test_repeated_token_parameters_are_an_invalid_request(client):
+    """RFC 6749 §3.2: `username=suman&username=rahul` is refused, not decided by the last one."""
+    for data in ({"username": ["rahul", "suman"], "password": PASSWORD},
+                 {"username": "suman", "password": [PASSWORD, PASSWORD]}):
+        response = client.post("/token", data=data)
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["error"] == "invalid_request" and "more than once" in body["error_description"]
+        assert "access_token" not in body and response.headers["cache-control"] == "no-store"
+    assert client.login("suman").status_code == 200
+
+
+def test_repeated_refresh_token_parameters_are_an_invalid_request(client):
+    tokens_ = client.login("suman").json()
+    refresh = tokens_["refresh_token"]
+    form = client.post("/token/refresh", data={"refresh_token": [refresh, refresh]})
+    as_json = client.post("/token/refresh", content=f'{{"refresh_token": "{refresh}", "refresh_token": "x"}}',
+                          headers={"content-type": "application/json"})
+    for response in (form, as_json):
+        assert response.status_code == 400 and "more than once" in response.json()["detail"]
+    assert client.post("/token/refresh", data={"refresh_token": refresh}).status_code == 200  # not used up

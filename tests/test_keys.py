@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import stat
 
 import pytest
@@ -16,6 +18,11 @@ from authctl.store import Store
 from .conftest import Cli
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+
+def random_secret(size: int = 32) -> bytes:
+    """A secret as `openssl rand -base64` makes it: printable, and random enough for any HMAC."""
+    return base64.b64encode(secrets.token_bytes(size))
 
 
 def pem(key) -> bytes:
@@ -85,14 +92,15 @@ def test_import_infers_the_algorithm_from_the_key(rsa_2048) -> None:
     assert keys.import_key(pem(ed25519.Ed25519PrivateKey.generate())).alg == "EdDSA"
     assert keys.import_key(pem(rsa_2048)).alg == "RS256"
     assert keys.import_key(pem(rsa_2048), alg="PS256").alg == "PS256"
-    assert keys.import_key(b"s" * 32 + b"\n").private_material == b"s" * 32  # trailing newline of a file
+    secret = random_secret()
+    assert keys.import_key(secret + b"\n", hmac=True).private_material == secret  # trailing newline of a file
 
 
 def test_import_keeps_a_given_kid_and_validates_it() -> None:
-    assert keys.import_key(b"x" * 32, kid="legacy-2024").kid == "legacy-2024"
+    assert keys.import_key(random_secret(), kid="legacy-2024", hmac=True).kid == "legacy-2024"
     for bad in ("../../etc/passwd", "a b", "x" * 65, "kid'; DROP TABLE users; --"):
         with pytest.raises(InvalidInput, match="invalid kid"):
-            keys.import_key(b"x" * 32, kid=bad)
+            keys.import_key(random_secret(), kid=bad, hmac=True)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +114,7 @@ def test_import_keeps_a_given_kid_and_validates_it() -> None:
 )
 def test_weak_hmac_secrets_are_refused_with_the_reason(data: bytes, alg, reason: str) -> None:
     with pytest.raises(InvalidInput, match=reason) as info:
-        keys.import_key(data, alg=alg)
+        keys.import_key(data, alg=alg, hmac=True)
     assert data.decode() not in str(info.value)
 
 
@@ -134,19 +142,20 @@ def test_import_refuses_public_keys_encrypted_keys_garbage_and_mixed_kinds(rsa_2
     )
     with pytest.raises(InvalidInput, match="encrypted"):
         keys.import_key(encrypted)
-    with pytest.raises(InvalidInput, match="not a readable PEM"):
+    with pytest.raises(InvalidInput, match="unreadable private key in PEM form"):
         keys.import_key(b"-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n")
     with pytest.raises(InvalidInput, match="needs a shared secret"):
         keys.import_key(pem(key), alg="HS256")
-    with pytest.raises(InvalidInput, match="needs a PEM private key"):
-        keys.import_key(b"z" * 40, alg="RS256")
+    with pytest.raises(InvalidInput, match="not a private key authctl recognises"):
+        keys.import_key(random_secret(), alg="RS256")
 
 
 def test_import_errors_never_echo_the_material() -> None:
     secret = b"Sup3rSecretButShort"
-    with pytest.raises(InvalidInput) as info:
-        keys.import_key(secret)
-    assert "Sup3r" not in str(info.value)
+    for hmac in (False, True):
+        with pytest.raises(InvalidInput) as info:
+            keys.import_key(secret, hmac=hmac)
+        assert "Sup3r" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- JWKS
@@ -215,8 +224,9 @@ def test_store_retire_rules(store: Store) -> None:
 
 def test_foreign_keys_from_pem_secret_and_jwks(rsa_2048) -> None:
     assert keys.foreign_pem(public_pem(rsa_2048)).lookup("anything").alg == "RS256"
-    assert keys.foreign_pem(pem(rsa_2048), alg="PS256").lookup(None).alg == "PS256"
-    assert keys.foreign_secret(b"k" * 32 + b"\n").lookup("x").verify_key == b"k" * 32
+    assert keys.foreign_pem(public_pem(rsa_2048), alg="PS256").lookup(None).alg == "PS256"
+    secret = random_secret()
+    assert keys.foreign_secret(secret + b"\n").lookup("x").verify_key == secret
     with pytest.raises(InvalidInput, match="at least 32"):
         keys.foreign_secret(b"short")
     with pytest.raises(InvalidInput, match="curve"):
@@ -297,7 +307,8 @@ def test_key_output_never_shows_private_material(initialized: Cli) -> None:
 
 
 def test_key_import_from_stdin_and_file(initialized: Cli, tmp_path, rsa_2048) -> None:
-    imported = initialized("key", "import", "-", "--kid", "legacy", "--json", input="q" * 40 + "\n")
+    imported = initialized("key", "import", "-", "--hmac", "--kid", "legacy", "--json",
+                           input=random_secret().decode() + "\n")
     assert imported.exit_code == 0, imported.stderr
     data = json.loads(imported.stdout)
     assert data["kid"] == "legacy" and data["alg"] == "HS256" and data["status"] == "active"
@@ -306,7 +317,7 @@ def test_key_import_from_stdin_and_file(initialized: Cli, tmp_path, rsa_2048) ->
     verify_only = initialized("key", "import", str(path), "--verify-only", "--json")
     assert verify_only.exit_code == 0, verify_only.stderr
     assert json.loads(verify_only.stdout)["status"] == "verifying"
-    again = initialized("key", "import", "-", "--kid", "legacy", input="r" * 40)
+    again = initialized("key", "import", "-", "--hmac", "--kid", "legacy", input=random_secret().decode())
     assert again.exit_code == 1 and "already exists" in again.stderr
 
 
@@ -318,7 +329,7 @@ def test_key_import_from_stdin_and_file(initialized: Cli, tmp_path, rsa_2048) ->
     ],
 )
 def test_key_import_refuses_weak_input_with_the_reason(initialized: Cli, payload: str, reason: str) -> None:
-    result = initialized("key", "import", "-", input=payload)
+    result = initialized("key", "import", "-", "--hmac", input=payload)
     assert result.exit_code == 1 and reason in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "short secret" not in result.stderr
@@ -338,3 +349,312 @@ def test_key_import_refuses_mismatched_curve_and_small_rsa(initialized: Cli, tmp
 def test_the_key_never_comes_from_an_argument(initialized: Cli) -> None:
     result = initialized("key", "import", "--secret", "x" * 40)
     assert result.exit_code == 2
+
+
+# --------------------------------------------------------------------------- hostile key material
+
+
+def _self_signed(key):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app.example")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(7).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+
+
+def _csr(key) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app.example")])
+    return x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.DER)
+
+
+def _public_forms(rsa_key) -> dict[str, tuple[bytes, str]]:
+    """Public material in each common encoding, with what the refusal must say it is."""
+    enc, fmt = serialization.Encoding, serialization.PublicFormat
+    ec_key, ed_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    public = rsa_key.public_key()
+    cert = _self_signed(rsa_key)
+    spki_der = public.public_bytes(enc.DER, fmt.SubjectPublicKeyInfo)
+    rsa_jwk = keys.public_jwk("RS256", rsa_key, "app-1")
+    return {
+        "PEM SubjectPublicKeyInfo": (public.public_bytes(enc.PEM, fmt.SubjectPublicKeyInfo), "RSA public key"),
+        "PEM PKCS#1": (public.public_bytes(enc.PEM, fmt.PKCS1), "RSA public key"),
+        "PEM after text": (b"Public-Key: (2048 bit)\nModulus: 00:c3:...\n" + public.public_bytes(
+            enc.PEM, fmt.SubjectPublicKeyInfo), "RSA public key"),
+        "PEM certificate after openssl x509 -text": (b"Certificate:\n    Data:\n        Version: 3 (0x2)\n"
+                                                     + cert.public_bytes(enc.PEM), "certificate"),
+        "DER SubjectPublicKeyInfo": (spki_der, "RSA public key"),
+        "DER PKCS#1": (public.public_bytes(enc.DER, fmt.PKCS1), "RSA public key"),
+        "DER EC SubjectPublicKeyInfo": (ec_key.public_key().public_bytes(enc.DER, fmt.SubjectPublicKeyInfo),
+                                        "EC public key"),
+        "DER certificate": (cert.public_bytes(enc.DER), "certificate"),
+        "DER certificate request": (_csr(rsa_key), "certificate signing request"),
+        "base64 DER": (base64.b64encode(spki_der) + b"\n", "RSA public key"),
+        "OpenSSH ssh-rsa": (public.public_bytes(enc.OpenSSH, fmt.OpenSSH) + b" deploy@ci\n", "RSA public key"),
+        "OpenSSH ecdsa-sha2-nistp256": (ec_key.public_key().public_bytes(enc.OpenSSH, fmt.OpenSSH), "EC public key"),
+        "OpenSSH ssh-ed25519": (ed_key.public_key().public_bytes(enc.OpenSSH, fmt.OpenSSH), "Ed25519 public key"),
+        "authorized_keys line with options": (b'from="10.0.0.0/8",no-pty ' + ed_key.public_key().public_bytes(
+            enc.OpenSSH, fmt.OpenSSH) + b" ops\n", "Ed25519 public key"),
+        "RFC 4716 SSH2 public key": (b"---- BEGIN SSH2 PUBLIC KEY ----\nComment: ops\nAAAAC3NzaC1lZDI1NTE5AAAA\n"
+                                     b"---- END SSH2 PUBLIC KEY ----\n", "SSH public key"),
+        "JWK": (json.dumps(rsa_jwk, indent=2).encode(), "RSA public key"),
+        "JWK Set": (json.dumps({"keys": [rsa_jwk]}).encode(), "RSA public key"),
+    }
+
+
+@pytest.fixture(scope="module")
+def public_forms(rsa_2048):
+    return _public_forms(rsa_2048)
+
+
+FORM_NAMES = list(_public_forms(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+
+
+@pytest.mark.parametrize("form", FORM_NAMES)
+def test_public_key_material_is_never_an_hmac_secret(public_forms, form: str) -> None:
+    data, what = public_forms[form]
+    with pytest.raises(InvalidInput, match=what) as guessed:
+        keys.import_key(data)
+    assert "signing needs the private key" in str(guessed.value)
+    with pytest.raises(InvalidInput, match="never an HMAC secret") as explicit:
+        keys.import_key(data, hmac=True)
+    assert what in str(explicit.value)
+    with pytest.raises(InvalidInput, match="not a shared secret"):
+        keys.foreign_secret(data)
+
+
+def test_public_key_material_is_refused_by_key_import_and_nothing_is_stored(initialized: Cli, tmp_path,
+                                                                            public_forms) -> None:
+    before = initialized("key", "list", "--json").stdout
+    for index, (form, (data, what)) in enumerate(public_forms.items()):
+        path = tmp_path / f"public-{index}"
+        path.write_bytes(data)
+        for extra in ((), ("--hmac",), ("--alg", "HS256", "--hmac")):
+            result = initialized("key", "import", str(path), "--kid", "app", *extra)
+            assert result.exit_code == 1, (form, extra, result.stderr)
+            assert result.stderr.count("\n") == 1 and what in result.stderr, (form, result.stderr)
+    assert initialized("key", "list", "--json").stdout == before
+
+
+def _hs256(header: dict, claims: dict, secret: bytes) -> str:
+    import hmac
+
+    def segment(data: dict) -> bytes:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=")
+
+    signing_input = segment(header) + b"." + segment(claims)
+    signature = base64.urlsafe_b64encode(hmac.new(secret, signing_input, "sha256").digest()).rstrip(b"=")
+    return (signing_input + b"." + signature).decode()
+
+
+def test_a_token_signed_with_a_public_jwk_file_never_deletes_a_student(cli: Cli, tmp_path, rsa_2048) -> None:
+    """The attack end to end: import the app's public RSA JWK, then HMAC-sign suman's token with its bytes."""
+    import jwt
+
+    from authctl.app import create_app
+    from tests.apphelpers import Client, issue, make_demo_db
+
+    db = make_demo_db(cli)
+    public_file = tmp_path / "app-public.jwk"
+    public_file.write_text(json.dumps(keys.public_jwk("RS256", rsa_2048, "app-1")))
+    for extra in ((), ("--hmac",)):
+        imported = cli("key", "import", str(public_file), "--kid", "app", *extra)
+        assert imported.exit_code == 1 and "RSA public key" in imported.stderr, imported.stderr
+    with Store.open(db) as store:
+        genuine = issue(store, "suman")
+        assert "app" not in {record.kid for record in store.keys()}
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+    app = create_app(db)
+    client = Client(app)
+    try:
+        assert client.delete("/student/3", token=genuine).status_code == 200  # the route really deletes
+        for kid in ("app", None):
+            header = {"alg": "HS256", "typ": "at+jwt", **({"kid": kid} if kid else {})}
+            forged = _hs256(header, {**claims, "jti": secrets.token_urlsafe(16)}, public_file.read_bytes())
+            response = client.delete("/student/3", token=forged)
+            assert response.status_code == 401, (kid, response.status_code, response.text)
+    finally:
+        client.close()
+        app.state.auth.close()
+
+
+@pytest.mark.parametrize("encoding", ["PKCS#8 DER", "traditional DER", "PKCS#8 PEM with bag attributes",
+                                      "OpenSSH", "JWK"])
+def test_a_private_key_in_any_encoding_is_the_key_it_is_never_hs256(rsa_2048, encoding: str) -> None:
+    enc, fmt = serialization.Encoding, serialization.PrivateFormat
+    none = serialization.NoEncryption()
+    ec_key, ed_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    for key, alg in ((rsa_2048, "RS256"), (ec_key, "ES256"), (ed_key, "EdDSA")):
+        if encoding == "PKCS#8 DER":
+            data = key.private_bytes(enc.DER, fmt.PKCS8, none)
+        elif encoding == "traditional DER":  # PKCS#1 for RSA, SEC1 for EC; Ed25519 has none
+            if alg == "EdDSA":
+                continue
+            data = key.private_bytes(enc.DER, fmt.TraditionalOpenSSL, none)
+        elif encoding == "OpenSSH":
+            data = key.private_bytes(enc.PEM, fmt.OpenSSH, none)
+        elif encoding == "JWK":
+            data = keys.algorithm(alg).to_jwk(key).encode()
+        else:
+            data = b"Bag Attributes\n    localKeyID: 01 02\nKey Attributes: <No Attributes>\n" + pem(key)
+        record = keys.import_key(data)
+        assert record.alg == alg, encoding
+        assert record.fingerprint == keys.fingerprint(alg, key)
+        with pytest.raises(InvalidInput, match="never an HMAC secret"):
+            keys.import_key(data, hmac=True)
+        with pytest.raises(InvalidInput, match="needs a shared secret"):
+            keys.import_key(data, alg="HS256")
+
+
+def test_an_encrypted_der_private_key_is_refused_with_the_reason(rsa_2048) -> None:
+    data = rsa_2048.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"passphrase"))
+    for hmac in (False, True):
+        with pytest.raises(InvalidInput, match="encrypted"):
+            keys.import_key(data, hmac=hmac)
+
+
+def test_a_raw_hmac_secret_is_taken_only_with_hmac() -> None:
+    secret = random_secret()
+    with pytest.raises(InvalidInput, match="pass --hmac"):
+        keys.import_key(secret)
+    with pytest.raises(InvalidInput, match="pass --hmac"):
+        keys.import_key(secret, alg="HS256")
+    with pytest.raises(InvalidInput, match="--hmac takes HS256, HS384 or HS512"):
+        keys.import_key(secret, alg="ES256", hmac=True)
+    assert keys.import_key(random_secret(48), alg="HS384", hmac=True).alg == "HS384"
+    oct_jwk = json.dumps({"kty": "oct", "alg": "HS512", "k": base64.urlsafe_b64encode(
+        secrets.token_bytes(64)).rstrip(b"=").decode()}).encode()
+    assert keys.import_key(oct_jwk).alg == "HS512"  # a JWK of kty oct says it is a shared secret
+    with pytest.raises(InvalidInput, match="contradicts"):
+        keys.import_key(oct_jwk, alg="HS256")
+
+
+LOW_ENTROPY = {
+    "32 zero bytes": b"\0" * 32,
+    "32 x a": b"a" * 32,
+    "1 MiB of zeros": b"\0" * (1 << 20),
+    "ab repeated": b"ab" * 16,
+    "a short word repeated": b"secret!!" * 8,
+    "eight random bytes repeated": secrets.token_bytes(8) * 8,
+    "the alphabet": b"abcdefghijklmnopqrstuvwxyz012345",
+    "digits counting up": b"01234567890123456789012345678901",
+    "few distinct bytes": bytes(secrets.choice(b"01") for _ in range(64)),
+    "a password repeated": b"Password123!Password123!Password123!",
+}
+
+
+@pytest.mark.parametrize("name", list(LOW_ENTROPY))
+def test_low_entropy_hmac_secrets_are_refused_rfc8725_3_5(name: str) -> None:
+    secret = LOW_ENTROPY[name]
+    with pytest.raises(InvalidInput, match=r"not random enough: about \d+ bits.*RFC 8725 §3\.5"):
+        keys.import_key(secret, hmac=True)
+    with pytest.raises(InvalidInput, match="RFC 8725"):
+        keys.foreign_secret(secret)
+    assert keys.secret_entropy_bits(secret) < keys.HMAC_MIN_ENTROPY_BITS
+
+
+def test_random_secrets_always_pass_the_entropy_rule() -> None:
+    """The rule must never refuse what `key rotate` or `openssl rand` makes (the lowest of 3000 draws each)."""
+    makers = {
+        "raw 32 bytes": lambda: secrets.token_bytes(32),
+        "openssl rand -hex 32": lambda: secrets.token_hex(32).encode(),
+        "openssl rand -base64 32": lambda: random_secret(32),
+        "token_urlsafe(32)": lambda: secrets.token_urlsafe(32).encode(),
+    }
+    for name, make in makers.items():
+        lowest = min(keys.secret_entropy_bits(make()) for _ in range(3000))
+        assert lowest >= keys.HMAC_MIN_ENTROPY_BITS + 10, (name, lowest)
+    assert keys.generate("HS512").alg == "HS512"
+
+
+def test_key_import_of_a_mebibyte_of_zeros_is_refused_in_one_line(initialized: Cli, tmp_path) -> None:
+    path = tmp_path / "zeros"
+    path.write_bytes(b"\0" * (1 << 20))
+    result = initialized("key", "import", str(path), "--hmac")
+    assert result.exit_code == 1 and "not random enough" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_same_key_material_imported_twice_changes_nothing(initialized: Cli, tmp_path, rsa_2048) -> None:
+    pem_file, der_file = tmp_path / "app.pem", tmp_path / "app.der"
+    pem_file.write_bytes(pem(rsa_2048))
+    der_file.write_bytes(rsa_2048.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    first = initialized("key", "import", str(pem_file), "--kid", "app-2024", "--json")
+    assert first.exit_code == 0, first.stderr
+    before = initialized("key", "list", "--json").stdout
+    for args in ((str(pem_file),), (str(pem_file), "--kid", "other"), (str(der_file), "--verify-only"),
+                 (str(pem_file), "--alg", "PS256")):
+        again = initialized("key", "import", *args)
+        assert again.exit_code == 1, again.stderr
+        assert "already there as app-2024 (active)" in again.stderr and again.stderr.count("\n") == 1
+    secret = random_secret(48).decode()  # 64 characters: long enough for HS512 too
+    assert initialized("key", "import", "-", "--hmac", "--kid", "shared", input=secret).exit_code == 0
+    for args in ((), ("--alg", "HS512"), ("--kid", "shared-2")):
+        same = initialized("key", "import", "-", "--hmac", *args, input=secret + "\n")
+        assert same.exit_code == 1 and "already there as shared (active)" in same.stderr, same.stderr
+    listed = json.loads(initialized("key", "list", "--json").stdout)
+    assert [k["kid"] for k in listed] == [k["kid"] for k in json.loads(before)] + ["shared"]
+    added = [(e["action"], e["target"]) for e in json.loads(initialized("log", "--json").stdout)
+             if e["action"].startswith("key.")]
+    assert sorted(added) == sorted([("key.add", listed[0]["kid"]), ("key.add", "app-2024"), ("key.add", "shared")])
+
+
+# --------------------------------------------------------------------------- verifying with foreign keys
+
+
+def test_key_takes_a_public_key_in_any_form_and_never_a_private_one(public_forms, rsa_2048) -> None:
+    for form, (data, _) in public_forms.items():
+        if form.startswith(("RFC 4716", "DER EC", "OpenSSH ecdsa", "OpenSSH ssh-ed", "authorized_keys",
+                            "DER certificate request")):
+            continue  # keys other than the RSA one, an RFC 4716 stub, a request (no key to trust)
+        assert keys.foreign_pem(data).lookup(None).verify_key.public_numbers() == rsa_2048.public_key().public_numbers(), form
+    for private in (pem(rsa_2048), rsa_2048.private_bytes(serialization.Encoding.DER,
+                                                          serialization.PrivateFormat.PKCS8, serialization.NoEncryption())):
+        with pytest.raises(InvalidInput, match="public key only"):
+            keys.foreign_pem(private)
+    with pytest.raises(InvalidInput, match="use --secret-stdin"):
+        keys.foreign_pem(random_secret())
+
+
+def test_a_jwks_file_holds_public_keys_only() -> None:
+    oct_set = {"keys": [{"kty": "oct", "kid": "s", "k": base64.urlsafe_b64encode(
+        secrets.token_bytes(32)).rstrip(b"=").decode()}]}
+    with pytest.raises(InvalidInput, match=r"key #1 .*shared secret"):
+        keys.foreign_jwks(json.dumps(oct_set))
+    private = json.loads(keys.algorithm("ES256").to_jwk(ec.generate_private_key(ec.SECP256R1())))
+    with pytest.raises(InvalidInput, match=r"key #1 .*private members") as info:
+        keys.foreign_jwks(json.dumps({"keys": [private]}))
+    assert private["d"] not in str(info.value)
+
+
+def test_key_input_over_a_mebibyte_is_refused_never_cut(initialized: Cli, tmp_path) -> None:
+    """Cutting a long secret at 1 MiB would import another secret than the one given."""
+    path = tmp_path / "long-secret"
+    path.write_bytes(secrets.token_bytes(1024 * 1024 + 1))
+    before = initialized("key", "list", "--json").stdout
+    from_file = initialized("key", "import", str(path), "--hmac")
+    from_stdin = initialized("key", "import", "-", "--hmac", input=random_secret(800 * 1024).decode())  # > 1 MiB
+    for result in (from_file, from_stdin):
+        assert result.exit_code == 1 and "over 1 MiB" in result.stderr and result.stderr.count("\n") == 1
+    assert initialized("key", "list", "--json").stdout == before
+
+
+def test_a_jwk_made_for_encryption_is_never_a_signing_key(rsa_2048) -> None:
+    """RFC 7517 §4.2: `use: enc` (or key_ops without sign) keeps a key out of signing."""
+    private = json.loads(keys.algorithm("RS256").to_jwk(rsa_2048))
+    for marked in ({**private, "use": "enc"}, {**private, "key_ops": ["decrypt", "unwrapKey"]}):
+        for hmac in (False, True):
+            with pytest.raises(InvalidInput, match="for encryption, not signing"):
+                keys.import_key(json.dumps(marked).encode(), hmac=hmac)
+    assert keys.import_key(json.dumps({**private, "use": "sig"}).encode()).alg == "RS256"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 from passlib.hash import bcrypt, pbkdf2_sha256
 
+from authctl.config import Settings, parse_setting
 from authctl.errors import InvalidInput, PasswordRejected
-from authctl.passwords import Hasher, check_importable_hash, check_policy, generate, hash_many
+from authctl.passwords import (
+    ESTIMATE_CHARS, MIN_SCORE, Hasher, check_importable_hash, check_new, check_policy, generate, hash_many,
+)
+
+from .apphelpers import PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +42,73 @@ def test_each_rule_names_itself(password: str, username: str, rule: str) -> None
         check_policy(password, username)
 
 
-@pytest.mark.parametrize("password", ["😀" * 1024, "rahul-likes-long-walks", "Vq7#mZ2p", "ω" * 9])
+@pytest.mark.parametrize("password", ["rahul-likes-long-walks", "Vq7#mZ2p-Lk", "ωλπζ-κθμν-42", PASSWORD])
 def test_acceptable_passwords_pass_unchanged(password: str) -> None:
     assert check_policy(password, "rahul") == password
 
 
+@pytest.mark.parametrize("password", ["😀" * 1024, "ω" * 9])
+def test_length_rules_count_characters_not_bytes(password: str) -> None:
+    """1024 four-byte characters are within the limits (strength left out: these repeat one letter)."""
+    assert check_policy(password, "rahul", min_score=0) == password
+
+
 def test_minimum_length_is_a_setting() -> None:
-    assert check_policy("Vq7#mZ2p", "rahul", 8) == "Vq7#mZ2p"
-    with pytest.raises(PasswordRejected, match="shorter than 12"):
-        check_policy("Vq7#mZ2p", "rahul", 12)
+    assert check_policy("Vq7#mZ2p-Lk9x", "rahul", 13) == "Vq7#mZ2p-Lk9x"
+    with pytest.raises(PasswordRejected, match="shorter than 14"):
+        check_policy("Vq7#mZ2p-Lk9x", "rahul", 14)
+
+
+@pytest.mark.parametrize("password", ["aaaaaaaa", "abcdefgh", "Password123!", "p@ssw0rd1", "letmein!!"])
+def test_guessable_passwords_are_refused_with_the_estimators_feedback(password: str) -> None:
+    """zxcvbn's estimate below the minimum score refuses; its warning or suggestions say why."""
+    with pytest.raises(PasswordRejected, match=r"too easy to guess \(strength [0-2] of 4, at least 3 needed\): \S"):
+        check_policy(password, "suman")
+
+
+def test_the_username_and_its_parts_are_words_an_attacker_tries() -> None:
+    assert check_policy("Przybylski#2019", "tomasz") == "Przybylski#2019"
+    with pytest.raises(PasswordRejected, match="too easy to guess"):
+        check_policy("Przybylski#2019", "przybylski.tomasz")
+    with pytest.raises(PasswordRejected, match="too easy to guess"):
+        check_policy("Przybylski#2019", "tomasz", user_inputs=["przybylski"])
+
+
+def test_minimum_score_is_a_setting() -> None:
+    """Vq7#mZ2p scores 2: accepted at 2, refused at the default 3, and 0 turns the estimate off."""
+    assert check_policy("Vq7#mZ2p", "rahul", min_score=2) == "Vq7#mZ2p"
+    assert check_policy("aaaaaaaa", "rahul", min_score=0) == "aaaaaaaa"
+    with pytest.raises(PasswordRejected, match="strength 2 of 4, at least 3"):
+        check_policy("Vq7#mZ2p", "rahul")
+    assert Settings().password_min_score == MIN_SCORE == 3
+    assert parse_setting("password_min_score", "4") == 4
+    with pytest.raises(InvalidInput, match="password_min_score"):
+        parse_setting("password_min_score", "5")
+
+
+def test_the_estimate_sees_a_bounded_prefix_of_long_passwords(monkeypatch) -> None:
+    """zxcvbn's cost grows fast with length (and it refuses over 72 characters): it is fed a bounded prefix."""
+    import zxcvbn
+
+    seen: list[int] = []
+    real = zxcvbn.zxcvbn
+
+    def spy(password, user_inputs=None, **kwargs):
+        seen.append(max([len(password), *(len(word) for word in user_inputs or [])]))
+        return real(password, user_inputs=user_inputs, **kwargs)
+
+    monkeypatch.setattr(zxcvbn, "zxcvbn", spy)
+    long_password = generate() * 40  # about 1000 characters
+    assert check_policy(long_password[:1024], "x" * 200) == long_password[:1024]
+    assert seen and max(seen) <= ESTIMATE_CHARS
+
+
+def test_known_good_passwords_of_the_suite_and_the_demo_pass() -> None:
+    from authctl.app.data import DEMO_USERS
+
+    for username, role in DEMO_USERS:
+        assert check_new(PASSWORD, username, Settings(), [role]) == PASSWORD
+        assert check_new(generate(), username, Settings(), [role])
 
 
 def test_nfkc_normalisation_makes_compatible_forms_equal(hasher: Hasher) -> None:

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from authctl import policy, tokens
 from authctl.errors import AuthctlError, Conflict, DatabaseError, InvalidInput, NotFound, TokenError
 from authctl.keys import KeyRing
-from authctl.names import normalize_username, username_key
+from authctl.names import normalize_username, skeleton, username_key
 from authctl.render import emit_json
 from authctl.store import SCHEMA_VERSION, Store
 
@@ -569,12 +569,14 @@ def test_normalising_a_username_twice_changes_nothing(name: str) -> None:
 @settings(SETTINGS, max_examples=150)
 @given(base=tricky_names, data=st.data())
 def test_a_username_is_unique_up_to_compatibility_caseless_match(blank_db, base: str, data) -> None:
-    """Any spelling with the same D146 identity is the same user (Conflict, found by lookup); any other is not."""
+    """Any spelling with the same D146 identity is the same user (Conflict, found by lookup); any other is not,
+    and is refused as a look-alike exactly when its UTS #39 skeleton is the first name's.
+    (Mixed scripts allowed here: that rule has tests of its own.)"""
     other = data.draw(st.one_of(spelling_of(base), tricky_names), label="other")
     store = blank_db()
     try:
         try:
-            first = store.add_user(base, None)
+            first = store.add_user(base, None, allow_mixed_script=True)
         except InvalidInput:
             assume(False)
         try:
@@ -582,17 +584,22 @@ def test_a_username_is_unique_up_to_compatibility_caseless_match(blank_db, base:
         except InvalidInput:
             assert store.find_user(other) is None
             with pytest.raises(InvalidInput):
-                store.add_user(other, None)
+                store.add_user(other, None, allow_mixed_script=True)
             return
         if caseless_identity(other) == caseless_identity(base):
             found = store.find_user(other)
             assert found is not None and found.uid == first.uid, (base, other)
             with pytest.raises(Conflict):
-                store.add_user(other, None)
+                store.add_user(other, None, allow_mixed_script=True)
+            assert store.user_count() == 1
+        elif skeleton(other) == skeleton(base):
+            assert store.find_user(other) is None, (base, other)
+            with pytest.raises(Conflict, match="looks like existing user"):
+                store.add_user(other, None, allow_mixed_script=True)
             assert store.user_count() == 1
         else:
             assert store.find_user(other) is None, (base, other)
-            second = store.add_user(other, None)
+            second = store.add_user(other, None, allow_mixed_script=True)
             assert second.uid != first.uid
             assert store.get_user(other).uid == second.uid
             assert store.get_user(base).uid == first.uid
@@ -610,10 +617,10 @@ def test_known_look_alikes_are_the_same_user(blank_db, existing: str, variant: s
     """The examples the property above is about, pinned so they never depend on the search."""
     store = blank_db()
     try:
-        user = store.add_user(existing, None)
+        user = store.add_user(existing, None, allow_mixed_script=True)
         assert store.get_user(variant).uid == user.uid
         with pytest.raises(Conflict):
-            store.add_user(variant, None)
+            store.add_user(variant, None, allow_mixed_script=True)
     finally:
         store.close()
 
@@ -648,7 +655,7 @@ def test_upgrading_rekeys_users_so_every_spelling_finds_them(blank_db, names: li
     users = []
     for name in names:
         try:
-            users.append(store.add_user(name, None))
+            users.append(store.add_user(name, None, allow_mixed_script=True))
         except (InvalidInput, Conflict):
             pass
     old_keys = {user.id: user.username.casefold() for user in users}

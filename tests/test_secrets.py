@@ -347,7 +347,7 @@ def test_private_keys_stay_out_of_key_commands_errors_and_log(seeded: Cli, tmp_p
     assert len(listed) == 4 and "legacy-app" in {entry["kid"] for entry in listed}, listed
     token = seeded("token", "issue", "--as", "rahul").stdout.strip()
     inspected = seeded("token", "inspect", token, "--key", str(pem_file))
-    assert inspected.exit_code == 3 and "Verdict" in inspected.stdout  # signed by the rotated key, not this one
+    assert inspected.exit_code == 1 and "public key only" in inspected.stderr  # a verifier needs no private key
     with Store.open(seeded.db) as store:
         stored_pems = [record.private_material.decode() for record in store.keys()]
     assert len(stored_pems) == 4
@@ -362,7 +362,7 @@ def test_hmac_secrets_stay_out_of_key_commands_errors_and_log(seeded: Cli):
     secret = sentinel("Secret") + "-" + uuid.uuid4().hex  # > 64 bytes: enough for HS256
     short = sentinel("Short")[:30]
     runs = [
-        seeded("key", "import", "-", "--alg", "HS256", "--kid", "shared", input=secret + "\n"),
+        seeded("key", "import", "-", "--hmac", "--alg", "HS256", "--kid", "shared", input=secret + "\n"),
         seeded("--json", "key", "list"),
         seeded("key", "list"),
         seeded("key", "jwks"),
@@ -370,11 +370,11 @@ def test_hmac_secrets_stay_out_of_key_commands_errors_and_log(seeded: Cli):
     assert runs[0].exit_code == 0, runs[0].stderr
     assert "left out (shared secrets are never published): shared" in runs[3].stderr
     refused = [
-        seeded("key", "import", "-", "--alg", "HS256", input=short + "\n"),
+        seeded("key", "import", "-", "--hmac", "--alg", "HS256", input=short + "\n"),
         seeded("--json", "key", "import", "-", "--alg", "ES256", input=secret + "\n"),
     ]
     assert [r.exit_code for r in refused] == [1, 1]
-    assert "at least 32 random bytes" in refused[0].stderr and "not PEM" in refused[1].stderr
+    assert "at least 32 random bytes" in refused[0].stderr and "not a private key" in refused[1].stderr
     token = seeded("token", "issue", "--as", "rahul").stdout.strip()
     assert token.count(".") == 2
     checked = [

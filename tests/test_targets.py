@@ -81,7 +81,7 @@ def test_weak_secret_never_becomes_authctls_own_signing_key(initialized, tmp_pat
     assert initialized("target", "add", "tutorial", "--key-file", weak, "--unsafe-weak-secret").exit_code == 0
     with Store.open(db_path) as store:
         assert all(bytes(k.private_material) != b"SECRET" for k in store.keys())
-    imported = initialized("key", "import", weak, "--alg", "HS256")
+    imported = initialized("key", "import", weak, "--hmac", "--alg", "HS256")  # a raw secret is one only with --hmac
     assert imported.exit_code == 1 and "at least 32" in imported.stderr
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import subprocess
 import sys
 
@@ -296,12 +297,13 @@ def test_inspect_foreign_token_with_a_secret_on_stdin(cli: Cli) -> None:
 
     import jwt
 
-    token = jwt.encode({"sub": "7", "exp": int(time.time()) + 600}, "k" * 32, algorithm="HS256")
-    assert cli("token", "inspect", token, "--secret-stdin", input="k" * 32 + "\n").exit_code == 0
-    assert cli("token", "inspect", token, "--secret-stdin", input="j" * 32 + "\n").exit_code == 3
+    secret, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    token = jwt.encode({"sub": "7", "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    assert cli("token", "inspect", token, "--secret-stdin", input=secret + "\n").exit_code == 0
+    assert cli("token", "inspect", token, "--secret-stdin", input=other + "\n").exit_code == 3
     weak = cli("token", "inspect", token, "--secret-stdin", input="short\n")
     assert weak.exit_code == 1 and "at least 32" in weak.stderr
-    both = cli("token", "inspect", "-", "--secret-stdin", input="k" * 32)
+    both = cli("token", "inspect", "-", "--secret-stdin", input=secret)
     assert both.exit_code == 1 and "as an argument or @FILE" in both.stderr
 
 
@@ -335,7 +337,7 @@ def test_an_imported_key_mints_tokens_an_existing_app_accepts(initialized: Cli, 
     import jwt
 
     secret = "an-existing-apps-long-random-secret-value-0123456789"
-    assert initialized("key", "import", "-", "--kid", "app", input=secret + "\n").exit_code == 0
+    assert initialized("key", "import", "-", "--hmac", "--kid", "app", input=secret + "\n").exit_code == 0
     initialized("role", "add", "student")
     initialized("user", "add", "rahul", "--role", "student", "--password-stdin", input=STRONG + "\n")
     token = issue(initialized, "--as", "rahul")
@@ -355,3 +357,59 @@ def test_help_does_not_import_jwt() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+@pytest.mark.parametrize("jti", ["!!bad", "a b", "jti\u202e", "", " ", "x" * 257, "<script>", "id;drop"])
+def test_revoke_refuses_a_jti_that_is_not_a_token_id(seeded: Cli, jti: str) -> None:
+    """README: `token revoke --jti` exits 1 for a bad jti, and nothing is written."""
+    result = seeded("token", "revoke", "--jti", jti)
+    assert result.exit_code == 1 and one_line(result.stderr) and "--jti needs a token id" in result.stderr
+    assert [e for e in json.loads(seeded("log", "--json").stdout) if e["action"].startswith("token.")] == []
+
+
+def test_revoke_takes_the_jti_forms_issuers_use(seeded: Cli) -> None:
+    import uuid
+
+    for jti in (secrets.token_urlsafe(16), str(uuid.uuid4()), "01J8ZK3M6Q9V2W7X4Y5Z0A1B2C", "urn:uuid:1234-ab"):
+        result = seeded("token", "revoke", "--jti", jti, "--json")
+        assert result.exit_code == 0, (jti, result.stderr)
+        assert json.loads(result.stdout)["jti"] == jti
+
+
+def test_secret_stdin_never_takes_a_public_key_as_the_secret(cli: Cli, tmp_path) -> None:
+    """An HS256 token signed with the bytes of a public key must not verify against that "secret"."""
+    from authctl import keys
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_lines = {
+        "JWK": json.dumps(keys.public_jwk("ES256", key, "app-1")),
+        "OpenSSH": key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                 serialization.PublicFormat.OpenSSH).decode(),
+        "base64 DER": base64.b64encode(key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode(),
+        "PEM": "-----BEGIN PUBLIC KEY-----",  # the one line --secret-stdin reads of a PEM file
+    }
+    import hmac
+    import time
+
+    for form, line in public_lines.items():
+        header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+        claims = base64.urlsafe_b64encode(json.dumps({"sub": "7", "exp": int(time.time()) + 600}).encode()).rstrip(b"=")
+        signature = base64.urlsafe_b64encode(hmac.new(line.encode(), header + b"." + claims, "sha256").digest())
+        token = (header + b"." + claims + b"." + signature.rstrip(b"=")).decode()
+        result = cli("token", "inspect", token, "--secret-stdin", input=line + "\n")
+        assert result.exit_code == 1 and one_line(result.stderr), (form, result.stdout, result.stderr)
+        assert "not a shared secret" in result.stderr and "VALID" not in result.stdout, form
+
+
+def test_jwks_with_a_shared_secret_is_refused(cli: Cli, tmp_path) -> None:
+    """A JWK Set is public material: an oct key in it verifies nothing."""
+    import jwt
+
+    secret = secrets.token_bytes(32)
+    token = jwt.encode({"sub": "7", "exp": 2_000_000_000}, secret, algorithm="HS256", headers={"kid": "s"})
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [{"kty": "oct", "kid": "s", "alg": "HS256",
+                                          "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()}]}))
+    result = cli("token", "inspect", token, "--jwks", str(path))
+    assert result.exit_code == 1 and "shared secret (kty oct)" in result.stderr and one_line(result.stderr)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import socket
 import time
 import urllib.request
@@ -708,9 +709,10 @@ def test_inspect_with_foreign_keys(store: Store) -> None:
     inspection = tokens.inspect(None, token, foreign_key=keys.foreign_pem(public), now=NOW)
     assert inspection.verified and inspection.valid, inspection.failing
     assert inspection.key_source == "--key"
-    hs = jwt.encode({"sub": "42", "exp": NOW + 600}, "s" * 32, algorithm="HS256")
-    assert tokens.inspect(None, hs, foreign_key=keys.foreign_secret(b"s" * 32), now=NOW).valid
-    wrong = tokens.inspect(None, hs, foreign_key=keys.foreign_secret(b"t" * 32), now=NOW)
+    secret, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    hs = jwt.encode({"sub": "42", "exp": NOW + 600}, secret, algorithm="HS256")
+    assert tokens.inspect(None, hs, foreign_key=keys.foreign_secret(secret.encode()), now=NOW).valid
+    wrong = tokens.inspect(None, hs, foreign_key=keys.foreign_secret(other.encode()), now=NOW)
     assert not wrong.verified and [c.name for c in wrong.failing] == ["signature"]
     confused = tokens.inspect(None, hs, foreign_key=keys.foreign_pem(public), now=NOW)
     assert not confused.verified and "alg" in [c.name for c in confused.failing]
@@ -777,15 +779,36 @@ def test_verified_signature_cache_forgets_retired_keys(store: Store) -> None:
 
 
 def test_username_subjects_do_not_come_back_with_a_re_added_user(store: Store) -> None:
-    """With sub = username, a removed and re-added user restarts at version 1: old tokens must still fail."""
+    """With sub = username, a removed and re-added user (same second, version 1 again) is another account:
+    the token's uid claim names the account it was issued to."""
     store.set_setting("sub_claim", "username")
-    old = tokens.issue(store, "suman").token
-    tokens.verify(store, old)
+    old = tokens.issue(store, "suman")
+    assert old.claims["uid"] == store.get_user("suman").uid
+    tokens.verify(store, old.token)
     store.remove_user("suman")
-    store.add_user("suman", None)
-    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
-    store.conn.execute("UPDATE users SET created_at = ? WHERE username = 'suman'", (later,))  # re-added 2 s later
-    store.conn.commit()
-    with pytest.raises(TokenUserInvalid, match="issued before the account"):
-        tokens.verify(store, old)
-    assert any(c.name == "version" and c.ok is False for c in tokens.inspect(store, old).checks)
+    store.add_user("suman", None, ["admin"])  # no clock change: created in the same second as the token
+    assert store.get_user("suman").token_version == old.claims["ver"]
+    with pytest.raises(TokenUserInvalid, match="earlier account named suman"):
+        tokens.verify(store, old.token)
+    assert any(c.name == "user" and c.ok is False and "earlier account" in c.detail
+               for c in tokens.inspect(store, old.token).checks)
+    tokens.verify(store, tokens.issue(store, "suman").token)  # the new account's own tokens work
+
+
+def test_username_subjects_need_the_uid_claim(store: Store) -> None:
+    """A correctly signed token with sub = username but no uid claim cannot say which account it was for."""
+    from authctl.keys import KeyRing
+
+    store.set_setting("sub_claim", "username")
+    issued = tokens.issue(store, "suman")
+    claims = {k: v for k, v in issued.claims.items() if k != "uid"}
+    key = KeyRing.for_store(store).active
+    signing_input = f"{tokens._b64url(tokens._dumps(issued.header))}.{tokens._b64url(tokens._dumps(claims))}".encode()
+    token = f"{signing_input.decode()}.{tokens._b64url(key.sign(signing_input))}"
+    with pytest.raises(TokenClaimInvalid, match="no uid claim"):
+        tokens.verify(store, token)
+
+
+def test_uid_is_a_reserved_claim(store: Store) -> None:
+    with pytest.raises(InvalidInput, match="set by authctl"):
+        tokens.issue(store, "suman", extra_claims={"uid": "someone-else"})

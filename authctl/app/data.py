@@ -65,12 +65,12 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
 
     settings = store.settings()
     chosen: dict[str, tuple[str, bool]] = {}
-    for username, _ in DEMO_USERS:
+    for username, role in DEMO_USERS:
         given = (passwords or {}).get(username)
         if given is None:
             chosen[username] = (pw.generate(), True)
         else:
-            chosen[username] = (pw.check_policy(given, username, settings.password_min_length), False)
+            chosen[username] = (pw.check_new(given, username, settings, [role]), False)
     hasher = pw.Hasher.from_settings(settings)
     hashes = {username: hasher.hash(password) for username, (password, _) in chosen.items()}
 

@@ -90,6 +90,9 @@ def main_options(
     state.db_option = db
     state.json = json_output
     state.insecure_permissions = insecure_permissions
+    from ..config import check_environment
+
+    check_environment()  # a bad AUTHCTL_* value stops every command here, in one line
 
 
 def _register() -> None:

@@ -7,20 +7,18 @@ from typing import Annotated, Optional
 import typer
 
 from .. import render
-from .common import JsonFlag, state
+from .common import JsonFlag, read_stdin, state
 
 
 def _demo_passwords(demo: bool, password_stdin: bool) -> dict[str, str] | None:
     """--password-stdin with --demo: one line, the password of every demo user."""
-    import sys
-
     from ..errors import InvalidInput
 
     if password_stdin and not demo:
         raise InvalidInput("--password-stdin goes with --demo (user passwords: `authctl user add`)")
     if not password_stdin:
         return None
-    line = sys.stdin.readline().rstrip("\r\n")
+    line = read_stdin(line=True).rstrip("\r\n")
     if not line:
         raise InvalidInput("no password on stdin")
     from ..app.data import DEMO_USERS

@@ -168,7 +168,10 @@ def matrix(
     strict: Annotated[bool, typer.Option("--strict", help="With --expect: also fail (exit 6) on every route the file has no expectation for.")] = False,
     unsafe: Unsafe = False,
     target_name: TargetOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv or junit.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, json, csv, junit, html (one self-contained file) or markdown.")] = "table",
+    by: Annotated[Optional[str], typer.Option("--by", help=(
+        "Columns: user, or role-set (users whose decisions cannot differ share one column). "
+        "Default: role-set for table, html and markdown; user for json, csv and junit, and with --target."))] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Users (and anonymous) × routes: the outcome of each, offline, live, or both.
@@ -178,11 +181,16 @@ def matrix(
     offline because a guard decides in code, meets none), or, with --strict, a route
     has no expectation.
     """
+    from .. import groups
     from .. import matrix as grid
 
     fmt = "json" if state.wants_json(json_output) else fmt
-    if fmt not in ("table", "json", "csv", "junit"):
-        raise typer.BadParameter("use table, json, csv or junit", param_hint="--format")
+    if fmt not in ("table", "json", "csv", "junit", "html", "markdown"):
+        raise typer.BadParameter("use table, json, csv, junit, html or markdown", param_hint="--format")
+    # a target's per-user sub and scopes are not part of a role set: its columns stay per user unless asked
+    by = by or ("role-set" if fmt in ("table", "html", "markdown") and target_name is None else "user")
+    if by not in ("user", "role-set"):
+        raise typer.BadParameter("use user or role-set", param_hint="--by")
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
@@ -192,22 +200,30 @@ def matrix(
     if strict and not expect:
         raise typer.BadParameter("--strict needs --expect FILE", param_hint="--strict")
     expectations = grid.load_expectations(expect) if expect else None
-    with state.open_store() as store:
-        result = grid.build(
+    build = groups.build if by == "role-set" else grid.build
+    with state.open_store() as store, render.live_progress("sending the matrix's requests") as progress:
+        result = build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
             params=grid.parse_params(params or []), unsafe=unsafe, expectations=expectations, strict=strict,
-            target=load_target(store, target_name), openapi_url=openapi_url,
+            progress=progress, target=load_target(store, target_name), openapi_url=openapi_url,
         )
     cells, users = result.cells, result.users
     if fmt == "json":
-        render.emit_json({"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
-                          "skipped_routes": result.notes, "without_expectation": result.without_expectation})
+        data = {"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
+                "skipped_routes": result.notes, "without_expectation": result.without_expectation}
+        if result.groups is not None:
+            data["groups"] = [group.as_dict() for group in result.groups]
+        render.emit_json(data)
     elif fmt == "csv":
         sys.stdout.write(grid.to_csv(cells))
     elif fmt == "junit":
         sys.stdout.write(grid.to_junit(cells, result.without_expectation))
+    elif fmt in ("html", "markdown"):
+        from .. import report
+
+        sys.stdout.write(report.to_html(result) if fmt == "html" else report.to_markdown(result))
     else:
-        render.matrix_table(cells, users)
+        render.matrix_table(cells, users, result.groups)
     render.matrix_notes(result)
     raise typer.Exit(6 if result.failed else 0)
 

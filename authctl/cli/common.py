@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, PasswordRejected
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -37,24 +37,43 @@ PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the 
 Generate = Annotated[bool, typer.Option("--generate", help="Generate a strong password and print it once.")]
 
 
-def read_new_password(username: str, min_length: int, *, from_stdin: bool, generate: bool) -> tuple[str, bool]:
-    """(password, generated). Never from an argument: stdin, a hidden prompt asked twice, or generated."""
-    from .. import passwords
+def read_stdin(*, line: bool = False, bom: bool = False) -> str:
+    """stdin (its first line with ``line``) as UTF-8 text; anything else is one line naming the encoding."""
+    from ..files import decode_utf8
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # already text (an embedding that swapped stdin)
+        return sys.stdin.readline() if line else sys.stdin.read()
+    return decode_utf8(stream.readline() if line else stream.read(), "stdin", bom=bom)
+
+
+def read_new_password(
+    username: str, settings: Any, *, from_stdin: bool, generate: bool, user_inputs: tuple[str, ...] = ()
+) -> tuple[str, bool]:
+    """(password, generated). Never from an argument: stdin, a hidden prompt asked twice, or generated.
+
+    A password the policy refuses ends the command, except at the prompt: there the
+    reason is shown and the question asked again.
+    """
+    from .. import passwords, render
 
     if from_stdin and generate:
         raise InvalidInput("choose one of --password-stdin and --generate")
     if generate:
         return passwords.generate(), True
     if from_stdin:
-        line = sys.stdin.readline()
+        line = read_stdin(line=True)
         if not line:
             raise InvalidInput("no password on stdin")
-        password = line.rstrip("\r\n")
-    elif sys.stdin.isatty():
-        password = typer.prompt(f"New password for {username}", hide_input=True, confirmation_prompt=True)
-    else:
+        return passwords.check_new(line.rstrip("\r\n"), username, settings, user_inputs), False
+    if not sys.stdin.isatty():
         raise InvalidInput("no password given: use --password-stdin, --generate, or run on a terminal")
-    return passwords.check_policy(password, username, min_length), False
+    while True:
+        password = typer.prompt(f"New password for {username}", hide_input=True, confirmation_prompt=True)
+        try:
+            return passwords.check_new(password, username, settings, user_inputs), False
+        except PasswordRejected as exc:
+            render.error(f"{exc}; try another")
 
 
 # --------------------------------------------------------------------------- start-up time

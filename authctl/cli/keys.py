@@ -81,8 +81,9 @@ def jwks() -> None:
 
 @app.command("import")
 def import_key(
-    file: Annotated[str, typer.Argument(help="PEM private key or HMAC secret file; - for stdin.", show_default=False)],
-    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm (default: from the key; HS256 for a secret).", show_default=False)] = None,
+    file: Annotated[str, typer.Argument(help="Private key (PEM, DER, JWK, OpenSSH) or, with --hmac, a secret; - for stdin.", show_default=False)],
+    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm (default: from the key; HS256 with --hmac).", show_default=False)] = None,
+    hmac: Annotated[bool, typer.Option("--hmac", help="The input is a raw HMAC secret (never guessed; key material is refused).")] = False,
     kid: Annotated[Optional[str], typer.Option("--kid", help="Key id the existing app expects (default: generated).", show_default=False)] = None,
     verify_only: Annotated[bool, typer.Option("--verify-only", help="Accept its tokens, but keep signing with the current key.")] = False,
     json_output: JsonFlag = False,
@@ -91,7 +92,7 @@ def import_key(
     from .. import keys
 
     data = _read_secret_input(file)
-    record = keys.import_key(data, alg=alg, kid=kid, activate=not verify_only)
+    record = keys.import_key(data, alg=alg, kid=kid, activate=not verify_only, hmac=hmac)
     del data
     with state.open_store() as store:
         store.add_key(record, make_active=not verify_only)
@@ -102,16 +103,22 @@ def import_key(
         render.success(f"imported {stored.kid} ({stored.alg}, {stored.status}), fingerprint {stored.fingerprint}")
 
 
+_MAX_INPUT = 1024 * 1024
+
+
 def _read_secret_input(file: str) -> bytes:
+    """The whole input, at most 1 MiB: a longer one is refused, never cut (a cut secret is another secret)."""
     if file == "-":
         stream = getattr(sys.stdin, "buffer", None)
-        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+        data = stream.read(_MAX_INPUT + 1) if stream is not None else sys.stdin.read(_MAX_INPUT + 1).encode("utf-8")
     else:
         try:
             with open(file, "rb") as handle:
-                data = handle.read(1024 * 1024)
+                data = handle.read(_MAX_INPUT + 1)
         except OSError as exc:
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    if len(data) > _MAX_INPUT:
+        raise InvalidInput("the key input is over 1 MiB; no key is that long")
     if not data.strip():
         raise InvalidInput("no key material in the input")
     return data

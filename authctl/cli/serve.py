@@ -74,8 +74,8 @@ def serve(
     from ..store import resolve_db_path
 
     path = resolve_db_path(state.db_option)
-    with state.open_store():  # fail now, in one line, if the database is missing or unusable
-        pass
+    with state.open_store() as store:  # fail now, in one line, if the database or a setting is unusable
+        store.settings()
     if reload and workers > 1:
         raise InvalidInput("choose one of --reload and --workers")
     spec = app_spec or DEFAULT_APP
@@ -96,10 +96,10 @@ def serve(
         render.success(f"serving {spec} on a free port of {host} (database {path})")
     else:
         render.success(f"serving {spec} on {url} (database {path})")
-        render.note(f"docs:  {url}/docs")
-        render.note(f"token: curl -s -X POST {url}/token -d username=NAME -d password=...   "
-                    "(or: authctl token issue --as NAME)")
-    render.note("stop:  Ctrl-C")
+        render.banner(f"docs:  {url}/docs")
+        curl = f"curl -s -X POST {url}/token -d username=NAME -d password=..."
+        render.banner(f"token: {curl} (or: authctl token issue --as NAME)", keep=(curl, "authctl token issue --as NAME"))
+    render.banner("stop:  Ctrl-C")
     sys.stderr.flush()
 
     def stop(signum: int, frame: object) -> None:

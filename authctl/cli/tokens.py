@@ -93,7 +93,7 @@ def issue(
 def inspect(
     token: TokenArg = None,
     expected: TypeOption = None,
-    key_file: Annotated[Optional[str], typer.Option("--key", help="Verify with this PEM public (or private) key; no database needed.", show_default=False)] = None,
+    key_file: Annotated[Optional[str], typer.Option("--key", help="Verify with this public key or certificate (PEM, DER, JWK, OpenSSH); no database needed.", show_default=False)] = None,
     secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Verify with an HMAC secret read from stdin; no database needed.")] = False,
     jwks_file: Annotated[Optional[str], typer.Option("--jwks", help="Verify with the keys of this JWK Set file; no database needed.", show_default=False)] = None,
     alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm of the --key/--secret-stdin key (default: from the key).", show_default=False)] = None,

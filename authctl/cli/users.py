@@ -9,12 +9,15 @@ import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import Generate, JsonFlag, PasswordStdin, read_new_password, state
+from .common import Generate, JsonFlag, PasswordStdin, read_new_password, read_stdin, state
 
 app = typer.Typer(no_args_is_help=True)
 
 Name = Annotated[str, typer.Argument(help="Username (case-insensitive).", show_default=False)]
 RoleOpt = Annotated[Optional[List[str]], typer.Option("--role", "-r", help="Role to assign (repeatable).")]
+MixedScript = Annotated[bool, typer.Option(
+    "--allow-mixed-script", help="Accept a username that mixes scripts (Latin with Cyrillic, Greek, ...).",
+)]
 
 
 def _show(store, user, as_json: bool) -> None:
@@ -35,6 +38,7 @@ def add(
     password_stdin: PasswordStdin = False,
     generate: Generate = False,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create the account disabled.")] = False,
+    allow_mixed_script: MixedScript = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Add a user with a password (prompted twice, --password-stdin or --generate)."""
@@ -42,14 +46,18 @@ def add(
     from ..passwords import Hasher
 
     with state.open_store() as store:
-        username = new_username(name)
+        username = new_username(name, allow_mixed_script=allow_mixed_script)
         if store.find_user(username):
             raise InvalidInput(f"user {username!r} already exists")
+        store.refuse_look_alike(username)  # before the password is asked for; add_user checks again
+        for each in role or []:
+            store.get_role(each)
         settings = store.settings()
         password, generated = read_new_password(
-            username, settings.password_min_length, from_stdin=password_stdin, generate=generate
+            username, settings, from_stdin=password_stdin, generate=generate, user_inputs=tuple(role or ())
         )
-        user = store.add_user(username, Hasher.from_settings(settings).hash(password), role or [], disabled=disabled)
+        user = store.add_user(username, Hasher.from_settings(settings).hash(password), role or [], disabled=disabled,
+                              allow_mixed_script=allow_mixed_script)
         if state.wants_json(json_output):
             data = render.user_json(user)
             if generated:
@@ -101,7 +109,7 @@ def passwd(name: Name, password_stdin: PasswordStdin = False, generate: Generate
         user = store.get_user(name)
         settings = store.settings()
         password, generated = read_new_password(
-            user.username, settings.password_min_length, from_stdin=password_stdin, generate=generate
+            user.username, settings, from_stdin=password_stdin, generate=generate, user_inputs=user.roles
         )
         store.set_password_hash(user.username, Hasher.from_settings(settings).hash(password))
         if generated:
@@ -190,12 +198,13 @@ def import_users(
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv or jsonl (default: from the name or content).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate every row; write nothing.")] = False,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="Hashing processes (default: all cores).")] = None,
+    allow_mixed_script: MixedScript = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Import users all-or-nothing: any bad row is reported by line and nothing is written."""
     from .. import bulk, passwords
 
-    text = sys.stdin.read() if file == "-" else bulk.read_text(file)
+    text = read_stdin(bom=True) if file == "-" else bulk.read_text(file)
     if fmt is not None and fmt not in ("csv", "jsonl"):
         raise InvalidInput("--format must be csv or jsonl")
     fmt = fmt or bulk.detect_format(file, text)
@@ -205,8 +214,10 @@ def import_users(
             text, fmt,
             existing_user=lambda name: store.find_user(name) is not None,
             known_roles={role.name for role in store.list_roles()},
-            check_password=lambda pw, user: passwords.check_policy(pw, user, settings.password_min_length),
+            check_password=lambda pw, user: passwords.check_new(pw, user, settings),
             check_hash=passwords.check_importable_hash,
+            look_alike=lambda name: getattr(store.find_look_alike(name), "username", None),
+            allow_mixed_script=allow_mixed_script,
         )
         if report.errors:
             for message in report.errors:
@@ -224,7 +235,7 @@ def import_users(
                 (row.username, row.password_hash if row.password is None else next(hashes), row.roles, row.disabled)
                 for row in report.rows
             ]
-            store.add_users(records)
+            store.add_users(records, allow_mixed_script=allow_mixed_script)
             result = {"valid": len(report.rows), "imported": len(records), "dry_run": False}
         if state.wants_json(json_output):
             render.emit_json(result)
