@@ -1001,6 +1001,8 @@ def policy_plan(plan: Any, *, applied: bool, prune: bool, generated: dict[str, s
             note("  " + change.describe().replace("- ", "  ", 1))
     for name in plan.held:
         warn(f"user {name} has no password, so it stays disabled: `authctl user passwd {name}`, or apply with --generate")
+    for reason in plan.refused:
+        warn(reason)
     if generated:
         note("generated passwords shown once above; they are not stored anywhere")
 

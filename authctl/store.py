@@ -1020,6 +1020,20 @@ class Store:
                                  (name,) if name is not None else ())
         return [(r[0], json.loads(r[1]), bytes(r[2]), r[3]) for r in rows]
 
+    def update_target(self, name: str, config_doc: dict[str, Any], secret: bytes | None = None) -> None:
+        """Replace a target's configuration, and its secret when one is given (``None`` keeps it)."""
+        with self.transaction():
+            if secret is None:
+                done = self.conn.execute("UPDATE targets SET config = ? WHERE name = ?",
+                                         (json.dumps(config_doc, sort_keys=True), name))
+            else:
+                done = self.conn.execute("UPDATE targets SET config = ?, secret = ? WHERE name = ?",
+                                         (json.dumps(config_doc, sort_keys=True), secret, name))
+            if done.rowcount == 0:
+                raise NotFound(f"no target named {normalize_or_repr(name)}")
+            self._audit("target.change", name, {"mode": config_doc.get("mode"), "send": config_doc.get("send"),
+                                                "secret": secret is not None})
+
     def remove_target(self, name: str) -> None:
         with self.transaction():
             if self.conn.execute("DELETE FROM targets WHERE name = ?", (name,)).rowcount == 0:

@@ -214,6 +214,59 @@ def parse_per_user(pairs: list[str], option: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- storing
 
 
+def make_config(
+    mode: str, *, send: str = "bearer", alg: str | None = None, kid: str | None = None, weak: bool = False,
+    sub: Mapping[str, str] | None = None, scope_claim: str | None = None, scopes: Mapping[str, Any] | None = None,
+    iss: str | None = None, aud: str | None = None, claims: Mapping[str, Any] | None = None, ttl: int = DEFAULT_TTL,
+    token_url: str | None = None,
+) -> dict[str, Any]:
+    """A target's configuration (never a secret), validated the same way for ``target add`` and a policy file."""
+    from . import keys
+
+    if mode not in MODES:
+        raise InvalidInput(f"unknown target mode {str(mode)[:20]!r}: use {', '.join(MODES)}")
+    send_kind, send_param = parse_send(send)
+    config: dict[str, Any] = {"mode": mode, "send": send_kind, "send_param": send_param}
+    if mode == "token":
+        if not alg:
+            raise InvalidInput("a token target needs its algorithm")
+        alg = keys.normalize_alg(alg)
+        if kid is not None:
+            keys.validate_kid(kid)
+        if scope_claim is not None and scope_claim not in SCOPE_CLAIMS:
+            raise InvalidInput(f"--scope-claim: use one of {', '.join(SCOPE_CLAIMS)}")
+        if not 10 <= ttl <= MAX_TTL:
+            raise InvalidInput("--ttl must be between 10 seconds and 30 days")
+        config.update({
+            "alg": alg, "kid": kid, "weak_secret": bool(weak), "sub": dict(sub or {}), "scope_claim": scope_claim,
+            "scopes": {u: _scope_list(v) for u, v in (scopes or {}).items()},
+            "iss": iss, "aud": aud, "claims": dict(claims or {}), "ttl": ttl,
+        })
+    elif mode == "login":
+        if not token_url or not token_url.startswith("/") or token_url.startswith("//"):
+            raise InvalidInput("--login takes the app's token path, e.g. /token")
+        config["token_url"] = token_url
+    return config
+
+
+def _scope_list(value: Any) -> list[str]:
+    items = value.replace(",", " ").split() if isinstance(value, str) else [str(v) for v in value]
+    return [item for item in items if item]
+
+
+def make_secret(mode: str, data: bytes, alg: str | None, *, allow_weak: bool) -> tuple[bytes, str | None, bool]:
+    """(stored secret, algorithm, weak) from what a private file or stdin gave: a token
+    target's signing key, or the ``username:password`` lines of the other modes."""
+    if mode == "token":
+        alg, material, weak = parse_target_key(data, alg, allow_weak=allow_weak)
+        return json.dumps({"key": base64.b64encode(material).decode("ascii")}).encode("utf-8"), alg, weak
+    try:
+        passwords = parse_passwords(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput("the passwords are not UTF-8 text") from None
+    return json.dumps({"passwords": passwords}).encode("utf-8"), None, False
+
+
 def add(
     store: "Store", name: str, *, mode: str, send: str = "bearer", key: bytes | None = None, alg: str | None = None,
     kid: str | None = None, allow_weak: bool = False, sub: Mapping[str, str] | None = None,
@@ -222,41 +275,34 @@ def add(
     token_url: str | None = None, passwords: Mapping[str, str] | None = None,
 ) -> Target:
     """Validate and store a target; nothing is written when any part is wrong."""
-    from . import keys
-
     validate_name(name)
     if mode not in MODES:
         raise InvalidInput(f"unknown target mode {mode!r}")
-    send_kind, send_param = parse_send(send)
-    config: dict[str, Any] = {"mode": mode, "send": send_kind, "send_param": send_param}
+    parse_send(send)
     secret: dict[str, Any] = {}
+    weak = False
     if mode == "token":
         if key is None:
             raise InvalidInput("a token target needs its signing key: --key-file FILE or --key-stdin")
         alg, material, weak = parse_target_key(key, alg, allow_weak=allow_weak)
-        if kid is not None:
-            keys.validate_kid(kid)
-        if scope_claim is not None and scope_claim not in SCOPE_CLAIMS:
-            raise InvalidInput(f"--scope-claim: use one of {', '.join(SCOPE_CLAIMS)}")
-        if not 10 <= ttl <= MAX_TTL:
-            raise InvalidInput("--ttl must be between 10 seconds and 30 days")
-        config.update({
-            "alg": alg, "kid": kid, "weak_secret": weak,
-            "sub": dict(sub or {}), "scope_claim": scope_claim,
-            "scopes": {u: [s for s in v.replace(",", " ").split() if s] for u, v in (scopes or {}).items()},
-            "iss": iss, "aud": aud, "claims": dict(claims or {}), "ttl": ttl,
-        })
         secret["key"] = base64.b64encode(material).decode("ascii")
     else:
         if not passwords:
             raise InvalidInput(f"a {mode} target needs each user's password or key: --passwords-file FILE or --passwords-stdin")
-        if mode == "login":
-            if not token_url or not token_url.startswith("/") or token_url.startswith("//"):
-                raise InvalidInput("--login takes the app's token path, e.g. /token")
-            config["token_url"] = token_url
         secret["passwords"] = dict(passwords)
+    config = make_config(mode, send=send, alg=alg, kid=kid, weak=weak, sub=sub, scope_claim=scope_claim, scopes=scopes,
+                         iss=iss, aud=aud, claims=claims, ttl=ttl, token_url=token_url)
     store.add_target(name, config, json.dumps(secret).encode("utf-8"))
     return get(store, name)
+
+
+def check_stored_key(target: Target, alg: str, weak: bool) -> None:
+    """The stored signing key still fits ``alg``, and is weak exactly when ``weak`` says (the opt-in)."""
+    if target.mode != "token":
+        raise InvalidInput(f"target {target.name} has no signing key stored (it logs in with passwords)")
+    chosen, _, found_weak = parse_target_key(_key_material(target), alg, allow_weak=weak)
+    if found_weak != weak or chosen != alg:
+        raise InvalidInput(f"target {target.name}: its stored key is not weak: weak_secret = true is not needed")
 
 
 def get(store: "Store", name: str) -> Target:
