@@ -35,6 +35,13 @@ class Subject:
     label: str
     token: str | None = field(default=None, repr=False)
     minted_kid: str | None = None
+    credential: Any = field(default=None, repr=False)  # a targets.Credential: how the target's app is spoken to
+    target: str | None = None
+
+    @property
+    def sends_credentials(self) -> bool:
+        """A bearer token or a target's credential goes with the request (for the clear-text transport rule)."""
+        return self.token is not None or self.credential is not None
 
 
 def subject_for_user(store: "Store", username: str, overrides: dict[str, Any] | None = None) -> Subject:
@@ -49,6 +56,26 @@ def subject_for_user(store: "Store", username: str, overrides: dict[str, Any] | 
     issued = tokens.issue(store, username, allow_disabled=True, overrides=overrides)
     user = store.get_user(username)
     return Subject("user", user.username, issued.token, issued.header.get("kid"))
+
+
+def subject_for_target(store: "Store", target: Any, username: str) -> Subject:
+    """A user's credential spoken the target's way (token template, login, Basic)."""
+    from . import targets
+
+    credential = targets.credential(store, target, username)
+    user = store.get_user(username)
+    return Subject("user", user.username, credential.token, None, credential, target.name)
+
+
+def subject_for_target_token(target: Any, token: str) -> Subject:
+    """A given token sent the target's way, checked against the target's key."""
+    from . import targets, tokens
+
+    cleaned = tokens.strip_token(token)
+    if not cleaned:
+        raise InvalidInput("the token is empty")
+    return Subject("token", f"the given token (target {target.name})", cleaned, None,
+                   targets.credential_for_token(target, cleaned), target.name)
 
 
 def subject_for_token(token: str) -> Subject:
@@ -83,14 +110,27 @@ class CheckResult:
     live_snapshot: bool | None = None  # the live request landed on a proven snapshot
 
     @property
+    def undecided(self) -> str | None:
+        """The code that decides offline-unknown outcomes (a guard): never an agreement, never a pass."""
+        return getattr(self.decision, "undecided", None)
+
+    @property
     def agrees(self) -> bool | None:
-        """Same outcome offline and live; a live 404, 422 or 5xx never agrees with "allowed"."""
-        return None if self.live is None else self.decision.outcome.agrees_with(self.live.outcome)
+        """Same outcome offline and live; a live 404, 422 or 5xx never agrees with "allowed".
+
+        ``None``: nothing to compare, or the offline side is undecided (a guard's code decides).
+        """
+        if self.live is None or self.undecided:
+            return None
+        return self.decision.outcome.agrees_with(self.live.outcome)
 
     @property
     def exit_code(self) -> int:
+        """6 for a disagreement; an undecided check exits as the live answer, or 1 offline (never 0)."""
         if self.agrees is False:
             return 6
+        if self.undecided and self.live is not None:
+            return self.live.outcome.exit_code
         return self.decision.outcome.exit_code
 
     def as_dict(self) -> dict[str, Any]:
@@ -103,7 +143,12 @@ def check(store: "Store", app: Any, method: str, path: str, subject: Subject) ->
 
     method = normalize_method(method)
     info, params = routes.match(app, method, path)
-    decision = routes.decide(store, info, subject.token, params, explain=True, overrides=app_overrides(app))
+    if not info.requirements and not info.is_native:  # an open route: is it flagged as a likely mistake?
+        flagged = {(i.method, i.path): i for i in routes.inventory(app)}.get((info.method, info.path))
+        if flagged is not None and (flagged.flag or flagged.login):
+            info = flagged
+    decision = routes.decide(store, info, subject.token, params, explain=True, overrides=app_overrides(app),
+                             credential=subject.credential)
     return CheckResult(method, path, info, params, subject, decision)
 
 
@@ -174,8 +219,13 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
     """Send every checked request for real and record what came back, and where it went."""
     from . import probe
 
-    requests = [probe.Request(r.method, r.path, r.subject.token) for r in results]
+    requests = [probe.Request(r.method, r.path, r.subject.token, r.subject.credential) for r in results]
     for result, response in zip(results, probe.send_all(requests, app=app, url=url)):
+        response.lints += probe.context_lints(
+            response.status, anonymous=result.subject.kind == "anonymous", secured=result.route.is_native or None,
+            credential_valid=getattr(result.subject.credential, "valid", None),
+            missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())),
+            target_rejected=bool(getattr(result.subject.credential, "trusted", False)) and result.decision.status != 401)
         result.live, result.live_source, result.live_snapshot = response, source, snapshot
 
 
@@ -195,7 +245,7 @@ def check_live(result: CheckResult, store: "Store", app_spec: str | None, *, url
 
     if url:
         require_safe_method(result.method, unsafe)
-        probe.check_transport(url, sends_token=result.subject.token is not None, insecure_transport=False)
+        probe.check_transport(url, sends_token=result.subject.sends_credentials, insecure_transport=False)
         attach_live([result], url=url, source=url, snapshot=False)
         return
     with in_process(store, app_spec) as running:
@@ -243,10 +293,20 @@ def check_json(result: CheckResult) -> dict[str, Any]:
             "reason": decision.reason,
             "hint": decision.hint,
             "unprotected": result.route.unprotected,
+            "undecided": result.undecided,
             "exit_code": result.exit_code,
         },
+        "native": None,
         "live": None,
     }
+    if getattr(decision, "native", None) is not None:
+        data["native"] = {
+            "target": result.subject.target,
+            "steps": [{"ok": ok, "name": name, "detail": detail} for ok, name, detail in decision.steps],
+            "missing_scopes": list(decision.missing_scopes),
+            "undecided": decision.undecided,
+            "fastapi_note": decision.version_note,
+        }
     if result.live is not None:
         data["live"] = {**result.live.as_dict(), "source": result.live_source, "snapshot": result.live_snapshot,
                         "agrees": result.agrees}

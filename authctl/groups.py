@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .errors import InvalidInput
-from .matrix import ANONYMOUS, Cell
+from .matrix import ANONYMOUS, Cell, decided_cell
 
 if TYPE_CHECKING:
     from .matrix import MatrixResult
@@ -105,14 +105,15 @@ def decide_groups(store: "Store", app: Any, groups: list[Group], decidable: list
     cells = []
     for route, info, path_params in decidable:
         for group in groups:
-            token = subjects[group.name].token
-            decision = routes.decide(store, info, token, path_params, overrides=overrides)
-            cells.append(Cell(route, group.name, decision.status, reason=decision.reason))
+            subject = subjects[group.name]
+            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides)
+            cells.append(replace(decided_cell(route, info, group.name, subject, decision), token=None))
     return cells
 
 
 def _signature(cell: Cell) -> tuple:
-    return (cell.decision, cell.live_status, cell.outcome, cell.expected, cell.not_sent)
+    return (cell.decision, cell.live_status, cell.outcome, cell.expected, cell.not_sent, cell.undecided,
+            tuple(cell.live.lints) if cell.live is not None else ())
 
 
 def merge_cells(cells: list[Cell], groups: list[Group]) -> tuple[list[Group], list[Cell]]:
@@ -154,14 +155,15 @@ def build(store: "Store", *, users: list[str] | None = None, app_spec: str | Non
           params: Mapping[str, str] | None = None, **observe: Any) -> "MatrixResult":
     """``matrix.build`` with one column per group.
 
-    Offline only (no ``live``, ``url``, ``openapi`` or ``expectations``): one decision per
-    group and route. Otherwise every user's cells are built and observed as usual, then
-    merged where they are the same (``merge_cells``).
+    Offline only (no ``live``, ``url``, ``openapi``, ``expectations`` or ``target``): one
+    decision per group and route. Otherwise every user's cells are built and observed as
+    usual, then merged where they are the same (``merge_cells``): a target speaks per-user
+    credentials (``sub``, scopes) that the role set does not capture.
     """
     from . import matrix, routes
 
     records = _records(store, users)
-    if any(observe.get(name) for name in ("live", "url", "openapi", "expectations")):
+    if any(observe.get(name) for name in ("live", "url", "openapi", "expectations", "target")):
         names = [user.username for user in records] + [ANONYMOUS]
         result = matrix.build(store, users=names, app_spec=app_spec, params=params, **observe)
         result.groups, result.cells = merge_cells(result.cells, group_users(records))

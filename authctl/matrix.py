@@ -2,11 +2,14 @@
 
 Offline cells come from the same engine as ``authctl check``; live cells (in-process
 on a snapshot, or a running server) are observed and compared: agreement means the
-same outcome, so a live 404, 422 or 5xx never agrees with an offline "allowed". For
-an app that does not use authctl's integration, routes come from its
-``/openapi.json`` and cells are observed only. ``--expect`` turns either into a test
-that cannot pass by mistake: every route and user it names must exist, and a cell
-that was never sent never meets an expectation.
+same outcome, so a live 404, 422 or 5xx never agrees with an offline "allowed". On a
+route with the app's own security (``routes.decide_native``) a cell whose guard
+decides in code is ``Outcome.UNDECIDED`` offline: it never agrees and never meets an
+expectation; the live answer is its answer. For an app authctl cannot import, routes
+and their declared security come from its OpenAPI document (``authctl.openapi``).
+``--expect`` turns either into a test that cannot pass by mistake: every route and
+user it names must exist, and a cell that was never sent never meets an expectation.
+A ``--target`` makes every cell speak that target's credentials.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ class Cell:
     token: str | None = field(default=None, repr=False)
     not_sent: str | None = None  # in a live run: why this cell was not sent
     reason: str | None = None  # the engine's reason for the offline decision (the HTML report's trace)
+    credential: Any = field(default=None, repr=False)  # a target's credential, sent instead of the token
+    undecided: str | None = None  # the code (a guard) that decides: offline has no answer
+    secured: bool | None = None  # the route reads credentials (None: not known)
+    missing_scopes: tuple[str, ...] = ()
+
+    @property
+    def decided(self) -> bool:
+        return self.undecided is None or self.live is not None
 
     @property
     def live_status(self) -> int | None:
@@ -71,23 +82,26 @@ class Cell:
 
     @property
     def decision_outcome(self) -> Outcome | None:
-        return None if self.decision is None else Outcome.of_status(self.decision)
+        if self.decision is None:
+            return None
+        return Outcome.UNDECIDED if self.undecided else Outcome.of_status(self.decision)
 
     @property
     def agrees(self) -> bool | None:
-        """Same outcome offline and live (``None``: nothing to compare)."""
-        if self.live is None or self.decision is None:
+        """Same outcome offline and live (``None``: nothing to compare, or offline is undecided)."""
+        if self.live is None or self.decision is None or self.undecided:
             return None
         return Outcome.of_status(self.decision).agrees_with(self.live.outcome)
 
     @property
     def outcome(self) -> Outcome:
-        """What the cell showed: the observed outcome, NOT_SENT for an unsent cell, else the decision."""
+        """What the cell showed: the observed outcome, NOT_SENT for an unsent cell, else the decision
+        (UNDECIDED where a guard decides in code: it meets no expectation)."""
         if self.live is not None:
             return self.live.outcome
         if self.not_sent is not None or self.decision is None:
             return Outcome.NOT_SENT
-        return Outcome.of_status(self.decision)
+        return self.decision_outcome  # type: ignore[return-value]
 
     @property
     def meets_expectation(self) -> bool | None:
@@ -107,6 +121,7 @@ class Cell:
             "meets_expectation": self.meets_expectation, "outcome": self.outcome.value,
             "decision_outcome": None if decision is None else decision.value,
             "live_outcome": None if self.live is None else self.live.outcome.value, "not_sent": self.not_sent,
+            "undecided": self.undecided, "lints": [] if self.live is None else list(self.live.lints),
         }
 
 
@@ -189,9 +204,9 @@ def app_routes(app: Any, params: Mapping[str, str], notes: list[str] | None = No
 
 def offline_cells(
     store: "Store", app: Any, users: list[str], params: Mapping[str, str], *, token_per_cell: bool = False,
-    notes: list[str] | None = None,
+    notes: list[str] | None = None, target: Any = None,
 ) -> list[Cell]:
-    """Every user × route decided by the engine.
+    """Every user × route decided by the engine (``target``: speak that target's credentials).
 
     ``token_per_cell`` mints a fresh token for each cell, for cells that will be sent
     live: a ``POST /logout`` then ends only its own cell's session. A route whose
@@ -202,14 +217,22 @@ def offline_cells(
     from .explain import app_overrides
 
     overrides = app_overrides(app)
-    minted = {} if token_per_cell else {user: _subject(store, user, overrides) for user in users}
+    minted = {} if token_per_cell else {user: _subject(store, user, overrides, target) for user in users}
     cells = []
     for route, info, path_params in decidable_routes(app, params, notes):
         for user in users:
-            subject = _subject(store, user, overrides) if token_per_cell else minted[user]
-            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides)
-            cells.append(Cell(route, user, decision.status, token=subject.token, reason=decision.reason))
+            subject = _subject(store, user, overrides, target) if token_per_cell else minted[user]
+            decision = routes.decide(store, info, subject.token, path_params, overrides=overrides,
+                                     credential=subject.credential)
+            cells.append(decided_cell(route, info, user, subject, decision))
     return cells
+
+
+def decided_cell(route: Route, info: "RouteInfo", user: str, subject: "Subject", decision: Any) -> Cell:
+    """A cell from the engine's decision, with what a native decision adds (undecided, missing scopes)."""
+    return Cell(route, user, decision.status, token=subject.token, reason=decision.reason,
+                credential=subject.credential, undecided=getattr(decision, "undecided", None),
+                secured=info.is_native or None, missing_scopes=tuple(getattr(decision, "missing_scopes", ())))
 
 
 def decidable_routes(
@@ -226,7 +249,7 @@ def decidable_routes(
     chosen = []
     for route, info in app_routes(app, params, notes):
         try:
-            _, path_params = routes.match(app, route.method, route.path)
+            path_params = routes.path_params(app, info, route.path)
         except NoRoute as exc:
             if notes is not None:
                 notes.append(f"{route.key} skipped: {route.path} does not match it ({exc})")
@@ -235,10 +258,14 @@ def decidable_routes(
     return chosen
 
 
-def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None) -> "Subject":
+def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None, target: Any = None) -> "Subject":
     from . import explain
 
-    return explain.ANONYMOUS if user == ANONYMOUS else explain.subject_for_user(store, user, overrides)
+    if user == ANONYMOUS:
+        return explain.ANONYMOUS
+    if target is not None:
+        return explain.subject_for_target(store, target, user)
+    return explain.subject_for_user(store, user, overrides)
 
 
 @dataclass
@@ -267,9 +294,12 @@ def build(
     store: "Store", *, users: list[str] | None = None, app_spec: str | None = None, live: bool = False,
     url: str | None = None, openapi: bool = False, params: Mapping[str, str] | None = None, unsafe: bool = False,
     expectations: "Expectations | None" = None, strict: bool = False, progress: "Progress | None" = None,
+    target: Any = None, openapi_url: str | None = None,
 ) -> MatrixResult:
     """The whole matrix: offline from the app's routes (observed too with ``live``/``url``),
-    or, with ``openapi``, observed only from a foreign server's ``/openapi.json``.
+    or, with ``openapi``, from a running server's OpenAPI document (decided from its
+    declared security where it can be, observed always). ``target`` (a ``targets.Target``):
+    every cell speaks its credentials.
 
     Expectations are checked against the routes and users before anything is sent.
     ``live`` on a proven snapshot sends mutating cells too (as ``check --live`` does);
@@ -288,24 +318,29 @@ def build(
     if openapi:
         if not url:
             raise InvalidInput("--openapi reads the routes of a running server: give --url")
-        spec = probe.send(probe.Request("GET", "/openapi.json"), url=url)
-        if spec.status != 200:
-            raise InvalidInput(f"{url}/openapi.json answered {spec.status}")
-        cells = observed_cells(store, openapi_routes(spec.body, params, notes), users)
+        app = routes.load_app(app_spec) if app_spec else None  # only to learn where it serves its document
+        spec_path = openapi_url or getattr(app, "openapi_url", None) or "/openapi.json"
+        status, body = probe.fetch_document(spec_path, url=url)
+        if status != 200:
+            raise InvalidInput(f"{url}{spec_path} answered {status}; give --openapi-url PATH if it is served elsewhere")
+        from . import openapi as spec_reader
+
+        cells = spec_cells(store, spec_reader.operations(spec_reader.parse(body, f"{url}{spec_path}")),
+                           users, params, target, notes)
         without = _expect(cells, users, expectations, strict)
         skipped = attach_live(cells, url=url, unsafe=unsafe, progress=progress)
         return MatrixResult(users, cells, skipped, notes, without, url)
     app = routes.load_app(app_spec)
-    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url), notes=notes)
+    cells = offline_cells(store, app, users, params, token_per_cell=bool(live or url), notes=notes, target=target)
     without = _expect(cells, users, expectations, strict)
-    skipped, target = 0, None
+    skipped, went_to = 0, None
     if url:
-        skipped, target = attach_live(cells, url=url, unsafe=unsafe, progress=progress), url
+        skipped, went_to = attach_live(cells, url=url, unsafe=unsafe, progress=progress), url
     elif live:
         with explain.in_process(store, app_spec) as running:
             skipped = attach_live(cells, app=running.app, unsafe=unsafe or running.snapshot, progress=progress)
-            target = running.source
-    return MatrixResult(users, cells, skipped, notes, without, target)
+            went_to = running.source
+    return MatrixResult(users, cells, skipped, notes, without, went_to)
 
 
 def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | None", strict: bool) -> list[str]:
@@ -324,39 +359,65 @@ def openapi_routes(spec: Mapping[str, Any], params: Mapping[str, str], notes: li
 
     A route whose path parameter has no usable sample is left out with a line in ``notes``.
     """
-    from .routes import sample_for_schema
+    from . import openapi as spec_reader
 
     if not isinstance(spec, Mapping) or not isinstance(spec.get("paths"), Mapping):
-        raise InvalidInput("the server's /openapi.json has no paths")
-    result = []
-    for template, operations in spec["paths"].items():
-        if not isinstance(operations, Mapping) or not str(template).startswith("/") or str(template).startswith("//"):
-            continue  # only paths on this server: a URL here would carry the tokens elsewhere
-        for method, operation in operations.items():
-            if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE") or not isinstance(operation, Mapping):
-                continue
-            defaults: dict[str, str | None] = {}
-            for parameter in operation.get("parameters", []) or []:
-                if isinstance(parameter, Mapping) and parameter.get("in") == "path":
-                    example = parameter.get("example")
-                    defaults[parameter.get("name", "")] = (
-                        str(example) if example is not None else sample_for_schema(parameter.get("schema") or {})
-                    )
-            secured = bool(operation.get("security") or spec.get("security"))
-            body = operation.get("requestBody")
-            try:
-                path = fill_path(template, params, defaults)
-            except Unfillable as exc:
-                if notes is not None:
-                    notes.append(f"{method.upper()} {template} skipped: {exc}")
-                continue
-            result.append(Route(method.upper(), template, path, "secured (per OpenAPI)" if secured else "not declared",
-                                needs_body=isinstance(body, Mapping) and bool(body.get("required"))))
-    return result
+        raise InvalidInput("the server's OpenAPI document has no paths")
+    found = (_spec_route(operation, params, notes) for operation in spec_reader.operations(spec))
+    return [route for route in found if route is not None]
 
 
-def observed_cells(store: "Store", routes_: list[Route], users: list[str]) -> list[Cell]:
-    return [Cell(route, user, None, token=_subject(store, user).token) for route in routes_ for user in users]
+def _spec_route(operation: Any, params: Mapping[str, str], notes: list[str] | None) -> Route | None:
+    """The matrix's route for one ``openapi.Operation`` (``None``: a path parameter cannot be filled)."""
+    from . import openapi as spec_reader
+
+    defaults = {p["name"]: spec_reader.sample(p) for p in operation.parameters if p.get("in") == "path"}
+    try:
+        path = fill_path(operation.path, params, defaults)
+    except Unfillable as exc:
+        if notes is not None:
+            notes.append(f"{operation.method} {operation.path} skipped: {exc}")
+        return None
+    return Route(operation.method, operation.path, path, operation.requires, needs_body=operation.needs_body)
+
+
+def spec_cells(store: "Store", operations: list[Any], users: list[str], params: Mapping[str, str],
+               target: Any = None, notes: list[str] | None = None) -> list[Cell]:
+    """Every user × operation of an OpenAPI document, decided from its declared security where it can be.
+
+    An operation that declares nothing is observed only; ``security: []`` is public;
+    a declared scheme is decided like the app's own scheme (401 without its
+    credential, 403 for a missing scope, undecided when the credential is not a target's).
+    """
+    from . import routes
+    from .policy import PUBLIC
+
+    subjects = {user: _subject(store, user, None, target) for user in users}
+    cells = []
+    for operation in operations:
+        route = _spec_route(operation, params, notes)
+        if route is None:
+            continue
+        info = routes.RouteInfo(operation.method, operation.path, PUBLIC if operation.security == "public" else None,
+                                native=operation.native)
+        for user in users:
+            subject = subjects[user]
+            cell = Cell(route, user, None, token=subject.token, credential=subject.credential,
+                        secured=operation.security == "secured")
+            if operation.security == "public":
+                cell.decision = 200
+            elif info.is_native:
+                decision = routes.decide_native(info, subject.token, subject.credential)
+                cell.decision, cell.undecided = decision.status, decision.undecided
+                cell.missing_scopes = tuple(decision.missing_scopes)
+            cells.append(cell)
+    return cells
+
+
+def observed_cells(store: "Store", routes_: list[Route], users: list[str], target: Any = None) -> list[Cell]:
+    subjects = {user: _subject(store, user, None, target) for user in users}
+    return [Cell(route, user, None, token=subjects[user].token, credential=subjects[user].credential)
+            for route in routes_ for user in users]
 
 
 # --------------------------------------------------------------------------- live and expectations
@@ -378,8 +439,12 @@ def attach_live(
         elif not unsafe and cell.route.method not in SAFE_METHODS:
             cell.not_sent = f"{cell.route.method} may change data: add --unsafe to send it"
     sendable = [c for c in cells if c.not_sent is None]
-    requests = [probe.Request(c.route.method, c.route.path, c.token) for c in sendable]
+    requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
     for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url, on_response=progress)):
+        response.lints += probe.context_lints(
+            response.status, anonymous=cell.user == ANONYMOUS, secured=cell.secured,
+            credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes,
+            target_rejected=bool(getattr(cell.credential, "trusted", False)) and cell.decision not in (None, 401))
         cell.live = response
     return len(cells) - len(sendable)
 
@@ -388,7 +453,7 @@ def attach_live(
 Expectations = dict[tuple[str, str], dict[str, Outcome]]
 
 #: What an expectation may name: an outcome (by name or by an HTTP status), never one that cannot pass.
-_UNEXPECTABLE = (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR)
+_UNEXPECTABLE = (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR, Outcome.UNDECIDED)
 
 
 def load_expectations(path: str) -> Expectations:
@@ -501,23 +566,27 @@ def to_csv(cells: list[Cell]) -> str:
 
     buffer = io.StringIO()
     columns = ["method", "route", "path", "user", "requires", "unprotected", "decision", "live", "agrees",
-               "expected", "meets_expectation", "outcome", "decision_outcome", "live_outcome", "not_sent"]
+               "expected", "meets_expectation", "outcome", "decision_outcome", "live_outcome", "not_sent", "undecided",
+               "lints"]
     writer = csvsafe.DictWriter(buffer, fieldnames=columns)  # cells from an app's paths and names: no formulas
     writer.writeheader()
     for cell in cells:
-        writer.writerow({k: "" if v is None else v for k, v in cell.as_dict().items()})
+        row = cell.as_dict()
+        row["lints"] = "; ".join(row["lints"])
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buffer.getvalue()
 
 
 def to_junit(cells: list[Cell], without_expectation: Iterable[str] = ()) -> str:
     """One test case per cell: a failure is a live disagreement or an unmet expectation;
-    a cell a live run did not send is skipped (or a failure, when it carried an expectation).
+    a cell a live run did not send, or one undecided offline, is skipped (or a failure, when it
+    carried an expectation).
     With ``--strict``, each route that has no expectation is a failing test case too."""
     from xml.sax.saxutils import quoteattr
 
     missing = list(without_expectation)
     failures = sum(cell.failed for cell in cells) + len(missing)
-    skipped = sum(cell.not_sent is not None and not cell.failed for cell in cells)
+    skipped = sum((cell.not_sent is not None or cell.outcome is Outcome.UNDECIDED) and not cell.failed for cell in cells)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',
              f'<testsuite name="authctl matrix" tests="{len(cells) + len(missing)}" failures="{failures}" '
              f'errors="0" skipped="{skipped}">']
@@ -535,6 +604,8 @@ def to_junit(cells: list[Cell], without_expectation: Iterable[str] = ()) -> str:
             lines.append(f"    <failure message={quoteattr(message)} type=\"expectation\"/>")
         elif cell.not_sent is not None:
             lines.append(f"    <skipped message={quoteattr('not sent: ' + cell.not_sent)}/>")
+        elif cell.outcome is Outcome.UNDECIDED:
+            lines.append(f"    <skipped message={quoteattr(f'undecided offline: {cell.undecided} decides in code')}/>")
         lines.append("  </testcase>")
     for route in missing:
         lines.append(f"  <testcase classname=\"strict\" name={quoteattr(route + ' has an expectation')}>")

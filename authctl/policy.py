@@ -37,6 +37,7 @@ class Outcome(Enum):
     SERVER_ERROR = "server_error"  # 5xx: never agrees with anything
     NOT_SENT = "not_sent"  # the request was never made: never passes an expectation
     ERROR = "error"  # the request failed (connection refused, timeout, bad answer)
+    UNDECIDED = "undecided"  # offline only: the app's own code (a guard) decides; never agrees, never passes
 
     @property
     def label(self) -> str:
@@ -62,18 +63,19 @@ class Outcome(Enum):
         return cls.ALLOWED
 
     def agrees_with(self, other: "Outcome") -> bool:
-        """Agreement means the same outcome; a 5xx, an unsent request or an error never agrees."""
-        return self is other and self not in (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR)
+        """Agreement means the same outcome; a 5xx, an unsent request, an error or an undecided one never agrees."""
+        return self is other and self not in (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR, Outcome.UNDECIDED)
 
 
 _OUTCOME_LABELS = {
     Outcome.ALLOWED: "allowed", Outcome.UNAUTHENTICATED: "401 Unauthorized", Outcome.FORBIDDEN: "403 Forbidden",
     Outcome.NO_ROUTE: "no such route (404/405)", Outcome.CLIENT_ERROR: "other client error (4xx)",
     Outcome.SERVER_ERROR: "server error (5xx)", Outcome.NOT_SENT: "not sent", Outcome.ERROR: "error",
+    Outcome.UNDECIDED: "undecided offline (code decides)",
 }
 _OUTCOME_EXIT_CODES = {
     Outcome.ALLOWED: 0, Outcome.UNAUTHENTICATED: 3, Outcome.FORBIDDEN: 4, Outcome.NO_ROUTE: 5,
-    Outcome.CLIENT_ERROR: 1, Outcome.SERVER_ERROR: 1, Outcome.NOT_SENT: 1, Outcome.ERROR: 1,
+    Outcome.CLIENT_ERROR: 1, Outcome.SERVER_ERROR: 1, Outcome.NOT_SENT: 1, Outcome.ERROR: 1, Outcome.UNDECIDED: 1,
 }
 
 

@@ -2,15 +2,19 @@
 
 The file holds what a reviewer needs and no secret: settings, roles (inheritance and
 the permissions each grants), users (status and roles, never passwords or hashes),
-``[targets]`` (how authctl authenticates to an app not built on its integration;
-reserved until targets exist) and the expectation tables (``[expect."METHOD /path"]``,
+``[targets]`` (how authctl authenticates to an app not built on its integration: a
+target's configuration, never its key or passwords, which stay in the database) and
+the expectation tables (``[expect."METHOD /path"]``,
 the same tables ``matrix --expect`` reads). It is read with ``tomllib`` and written by
 ``dump``, a small deterministic writer: the same policy always gives the same bytes,
 so ``export`` then ``apply`` on an empty database then ``export`` is byte-identical.
 
 ``plan`` compares a file with a database and lists atomic changes (added / changed /
 removed); ``apply`` runs them in one transaction. Nothing that is not in the file is
-removed unless ``prune``; without it such things are listed as ``kept``.
+removed unless ``prune``; without it such things are listed as ``kept``. A target's
+secret never comes from the file: a new target (or one whose mode or key no longer
+fits) needs it from a private file (``secrets``, ``--target-secret NAME=FILE``), and
+without it ``apply`` refuses, naming ``authctl target add``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ DRIFT_EXIT = 7  # `policy apply --dry-run` / `policy diff`: something would chan
 SECTIONS = ("version", "settings", "roles", "users", "targets", "expect")
 ROLE_FIELDS = ("description", "inherits", "permissions")
 USER_FIELDS = ("status", "roles")
+TARGET_FIELDS = ("mode", "send", "alg", "kid", "weak_secret", "scope_claim", "iss", "aud", "ttl", "token_url",
+                 "sub", "scopes", "claims")
+_TOKEN_FIELDS = ("alg", "kid", "weak_secret", "scope_claim", "iss", "aud", "ttl", "sub", "scopes", "claims")
 STATUSES = ("active", "disabled")
 DURATIONS = frozenset({"access_ttl", "refresh_ttl", "max_ttl", "leeway"})
 ANONYMOUS = "anonymous"
@@ -58,7 +65,7 @@ class Policy:
     settings: dict[str, Any] = field(default_factory=dict)
     roles: dict[str, RoleSpec] = field(default_factory=dict)
     users: dict[str, UserSpec] = field(default_factory=dict)
-    targets: dict[str, Any] = field(default_factory=dict)  # reserved: filled when targets exist
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> configuration (``targets.make_config``)
     expect: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def matrix_expectations(self) -> "Expectations":
@@ -157,15 +164,62 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
             if role not in policy.roles:
                 raise InvalidInput(f"{source}: user {username} has unknown role {_shown(role)}{nearest(role, policy.roles)}")
         policy.users[username] = UserSpec(status, roles)
-    targets = _table(data, "targets", source)
-    if targets:  # the place is reserved; this authctl has no targets yet
-        raise InvalidInput(f"{source}: [targets] are not supported by this authctl yet ({', '.join(map(_shown, targets))})")
+    for name, spec in _table(data, "targets", source).items():
+        policy.targets[name] = _target_config(name, spec, source)
     for (method, template), cells in matrix.expectations_from(_table(data, "expect", source), source).items():
         route = f"{method} {template}"
         table = policy.expect.setdefault(route, {})
         for user, expected in cells.items():
             table[_expect_user(user, keys, route, source)] = matrix.expectation_text(expected)
     return policy
+
+
+def _target_config(name: str, spec: Any, source: str) -> dict[str, Any]:
+    """A ``[targets.NAME]`` table as the configuration ``target add`` would store (validated the same way)."""
+    from . import config, targets, tokens
+
+    try:
+        targets.validate_name(name)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{source}: target {_shown(name)}: {exc}") from None
+    fields = _fields(spec, TARGET_FIELDS, f"target {name}", source)
+    mode = fields.get("mode")
+    if not isinstance(mode, str):
+        raise InvalidInput(f"{source}: target {name}: mode must be one of {', '.join(targets.MODES)}")
+    misplaced = [f for f in fields if (f in _TOKEN_FIELDS and mode != "token") or (f == "token_url" and mode != "login")]
+    if misplaced:
+        raise InvalidInput(f"{source}: target {name}: {misplaced[0]} does not go with mode {_shown(mode)}")
+
+    def text(key: str) -> str | None:
+        value = fields.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{source}: target {name}: {key} must be a string")
+        return value
+
+    def per_user(key: str) -> Mapping[str, Any]:
+        value = fields.get(key, {})
+        if not isinstance(value, Mapping):
+            raise InvalidInput(f"{source}: target {name}: {key} must be a table of users ([targets.{name}.{key}])")
+        return value
+
+    weak = fields.get("weak_secret", False)
+    if not isinstance(weak, bool):
+        raise InvalidInput(f"{source}: target {name}: weak_secret must be true or false")
+    sub = per_user("sub")
+    if not all(isinstance(v, str) for v in sub.values()):
+        raise InvalidInput(f"{source}: target {name}: each sub must be a string")
+    scopes = per_user("scopes")
+    if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in scopes.values()):
+        raise InvalidInput(f"{source}: target {name}: each user's scopes must be a list of strings")
+    try:
+        return targets.make_config(
+            mode, send=text("send") or "bearer", alg=text("alg"), kid=text("kid"), weak=weak, sub=sub,
+            scope_claim=text("scope_claim"), scopes=scopes, iss=text("iss"), aud=text("aud"),
+            claims=tokens._check_extra(per_user("claims")), ttl=config.parse_duration(fields.get("ttl", targets.DEFAULT_TTL)),
+            token_url=text("token_url"),
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(f"{source}: target {name}: {exc}") from None
 
 
 def _table(data: Mapping[str, Any], name: str, source: str) -> Mapping[str, Any]:
@@ -255,8 +309,12 @@ def _value(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         return _string(value)
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(value[k])}" for k in sorted(value)) + " }"
     raise TypeError(f"cannot write {type(value).__name__}")
 
 
@@ -271,7 +329,7 @@ def _expected_value(expected: str) -> Any:
 
 
 HEADER = (
-    "# authctl policy: settings, roles, users and expectations; never a password, hash or key.\n"
+    "# authctl policy: settings, roles, users, targets and expectations; never a password, hash or key.\n"
     "# `authctl policy diff FILE` shows what `authctl policy apply FILE` would change.\n"
 )
 
@@ -293,12 +351,40 @@ def dump(policy: Policy) -> str:
         lines.append(f"\n[users.{_key(name)}]")
         lines.append(f"status = {_value(user.status)}")
         lines.append(f"roles = {_value(sorted(user.roles))}")
-    # [targets.NAME] goes here, between users and expectations, once targets exist.
+    for name in sorted(policy.targets):
+        lines += _target_lines(name, policy.targets[name])
     for route in sorted(policy.expect):
         lines.append(f"\n[expect.{_string(route)}]")
         cells = policy.expect[route]
         lines += [f"{_key(user)} = {_value(_expected_value(cells[user]))}" for user in sorted(cells)]
     return "\n".join(lines) + "\n"
+
+
+def _send_text(config: Mapping[str, Any]) -> str:
+    return config["send"] + (f":{config['send_param']}" if config.get("send_param") else "")
+
+
+def _target_lines(name: str, config: Mapping[str, Any]) -> list[str]:
+    """``[targets.NAME]`` and its per-user tables; fields that are not set are left out."""
+    from .config import format_duration
+
+    lines = [f"\n[targets.{_key(name)}]", f"mode = {_value(config['mode'])}", f"send = {_value(_send_text(config))}"]
+    if config["mode"] == "token":
+        lines.append(f"alg = {_value(config['alg'])}")
+        lines += [f"{key} = {_value(config[key])}" for key in ("kid", "scope_claim", "iss", "aud") if config.get(key) is not None]
+        lines.append(f"ttl = {_value(format_duration(config['ttl']))}")
+        lines.append(f"weak_secret = {_value(bool(config.get('weak_secret')))}")
+    if config["mode"] == "login":
+        lines.append(f"token_url = {_value(config['token_url'])}")
+    for table in ("sub", "scopes", "claims"):
+        values = config.get(table) or {}
+        if values:
+            lines.append(f"\n[targets.{_key(name)}.{table}]")
+            try:
+                lines += [f"{_key(key)} = {_value(values[key])}" for key in sorted(values)]
+            except TypeError:
+                raise InvalidInput(f"target {name}: a {table} value cannot be written to TOML (null?)") from None
+    return lines
 
 
 # --------------------------------------------------------------------------- the database's policy
@@ -315,13 +401,18 @@ def export(store: "Store") -> Policy:
         policy.users[user.username] = UserSpec(user.status, tuple(sorted(user.roles)))
     for (route, username), expected in store.expectations().items():
         policy.expect.setdefault(route, {})[username] = expected
+    from . import targets
+
+    for target in targets.list_all(store):
+        policy.targets[target.name] = dict(target.config)
     return policy
 
 
 @dataclass(frozen=True)
 class Change:
     """One atomic difference. ``kind``: setting, role, role.description, role.inherits,
-    role.permission, user, user.password, user.status, user.role, expect."""
+    role.permission, user, user.password, user.status, user.role, target, target.config,
+    target.secret, expect. A target's change carries its configuration, never its secret."""
 
     action: str  # added | changed | removed
     kind: str
@@ -344,6 +435,12 @@ class Change:
             text = f"expect {self.name} {self.item} = {self.after if self.action != 'removed' else self.before}"
         elif self.kind == "user" and self.action == "added":
             text = f"user {self.name} ({self.after})"
+        elif self.kind == "target" and self.action == "added":
+            text = f"target {self.name} ({self.after})"
+        elif self.kind == "target.config":
+            text = f"target {self.name} {self.item} = {_shown_value(self.after, self.item)}"
+        elif self.kind == "target.secret":
+            text = f"target {self.name} secret from the given file"
         elif not member:
             text = f"{what} {self.name}"
         else:
@@ -351,8 +448,19 @@ class Change:
                     "status": "status", "description": "description"}[member]
             text = f"{what} {self.name} {word} {self.item if self.item is not None else self.after}"
         if self.action == "changed":
-            text += f" (was {self.before})"
+            text += f" (was {_shown_value(self.before, self.item) if self.kind == 'target.config' else self.before})"
         return f"{sign} {text}"
+
+
+def _shown_value(value: Any, item: str | None = None) -> str:
+    """A target field as the file writes it (a ttl as a duration)."""
+    import json
+
+    from .config import format_duration
+
+    if item == "ttl" and isinstance(value, int):
+        return format_duration(value)
+    return "none" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass
@@ -361,16 +469,19 @@ class Plan:
     kept: list[Change] = field(default_factory=list)  # not in the file; removed only with prune
     held: list[str] = field(default_factory=list)  # users the file wants active that have no password
     new_users: list[str] = field(default_factory=list)  # created by this plan
+    refused: list[str] = field(default_factory=list)  # why ``apply`` cannot make a change (a target's missing secret)
+    secrets: dict[str, bytes] = field(default_factory=dict, repr=False)  # target -> the secret to store (never shown)
 
     def counts(self) -> dict[str, int]:
         return {action: sum(c.action == action for c in self.changes) for action in ("added", "changed", "removed")}
 
     def as_dict(self) -> dict[str, Any]:
         return {"changes": [c.as_dict() for c in self.changes], "counts": self.counts(),
-                "kept": [c.as_dict() for c in self.kept], "held": list(self.held)}
+                "kept": [c.as_dict() for c in self.kept], "held": list(self.held), "refused": list(self.refused)}
 
 
-def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool = False, users_as_file: bool = False) -> Plan:
+def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool = False, users_as_file: bool = False,
+         secrets: Mapping[str, bytes] | None = None, with_targets: bool = True) -> Plan:
     """What ``apply`` would change, in the order it changes it (see ``apply`` for the flags)."""
     current = export(store)
     result = Plan()
@@ -436,6 +547,8 @@ def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool
                 continue
             result.changes.append(Change("added", "user.password", existing_name, after="generated"))
         result.changes.append(Change("changed", "user.status", existing_name, None, existing.status, user.status))
+    if with_targets:
+        _plan_targets(store, current, desired, result, keep, secrets or {})
     for route in sorted(set(current.expect) | set(desired.expect)):
         have, want = current.expect.get(route, {}), desired.expect.get(route, {})
         for user in sorted(set(have) | set(want)):
@@ -448,6 +561,53 @@ def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool
     # roles and users themselves go last among removals: their grants and assignments are gone by then
     result.changes.sort(key=lambda c: c.action == "removed" and c.kind in ("role", "user"))
     return result
+
+
+def _plan_targets(store: "Store", current: Policy, desired: Policy, result: Plan, keep: Any,
+                  secrets: Mapping[str, bytes]) -> None:
+    """Targets added, changed field by field, or removed; a secret only from ``secrets``, never the file."""
+    from . import targets
+
+    for name in secrets:
+        if name not in desired.targets:
+            raise InvalidInput(f"--target-secret names target {_shown(name)}, which the file does not have"
+                               + nearest(name, desired.targets))
+    for name in sorted(set(current.targets) - set(desired.targets)):
+        keep(Change("removed", "target", name, before=current.targets[name]["mode"]))
+    for name in sorted(desired.targets):
+        want, have = desired.targets[name], current.targets.get(name)
+        given = secrets.get(name)
+        if given is not None:  # the key must fit the file's algorithm, and be weak only with the file's opt-in
+            try:
+                blob, _, weak = targets.make_secret(want["mode"], given, want.get("alg"),
+                                                    allow_weak=bool(want.get("weak_secret")))
+            except InvalidInput as exc:
+                raise InvalidInput(f"--target-secret {name}: {exc}") from None
+            if want["mode"] == "token" and weak != want["weak_secret"]:
+                raise InvalidInput(f"--target-secret {name}: the key is not weak: drop weak_secret = true")
+            result.secrets[name] = blob
+        if have is None:
+            result.changes.append(Change("added", "target", name, after=f"{want['mode']}, sends {_send_text(want)}"))
+            if given is None:
+                result.refused.append(
+                    f"target {name} is new and its secret is never in the file: create it with "
+                    f"`authctl target add {name} ...` first, or give --target-secret {name}=FILE (a private file)")
+            continue
+        fields = [f for f in sorted(set(have) | set(want)) if have.get(f) != want.get(f)]
+        result.changes += [Change("changed", "target.config", name, f, have.get(f), want.get(f)) for f in fields]
+        if given is not None:
+            result.changes.append(Change("changed", "target.secret", name, before="stored", after="given"))
+            continue
+        secret_kind = {have["mode"] == "token", want["mode"] == "token"}
+        if len(secret_kind) > 1:
+            result.refused.append(f"target {name} changes from mode {have['mode']} to {want['mode']}, which needs "
+                                  f"another kind of secret: give --target-secret {name}=FILE")
+        elif want["mode"] == "token" and {"alg", "weak_secret"} & set(fields):
+            try:
+                targets.check_stored_key(targets.get(store, name), want["alg"], want["weak_secret"])
+            except InvalidInput as exc:
+                result.refused.append(f"target {name}: the stored key does not fit the file ({exc}): "
+                                      f"give --target-secret {name}=FILE")
 
 
 def _settings_order(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
@@ -476,19 +636,28 @@ class ApplyResult:
 
 def apply(
     store: "Store", desired: Policy, *, prune: bool = False, generate: bool = False, dry_run: bool = False,
-    source: str = "policy", users_as_file: bool = False,
+    source: str = "policy", users_as_file: bool = False, secrets: Mapping[str, bytes] | None = None,
+    with_targets: bool = True,
 ) -> ApplyResult:
     """Make the database match the file: all or nothing, in one transaction, audit-logged.
 
     ``generate`` gives every user of the file without a password a generated one
     (returned once, stored only as a hash). ``users_as_file`` creates new users with
-    the file's status and no password: for throwaway test databases only.
+    the file's status and no password: for throwaway test databases only. ``secrets``:
+    target name -> its key or ``username:password`` lines (read from a private file);
+    a change that needs a secret it lacks makes ``apply`` refuse, writing nothing.
+    ``with_targets=False`` leaves targets alone (a throwaway test database).
     """
     from . import passwords
 
-    draft = plan(store, desired, prune=prune, generate=generate, users_as_file=users_as_file)
+    options = {"prune": prune, "generate": generate, "users_as_file": users_as_file, "secrets": secrets,
+               "with_targets": with_targets}
+    draft = plan(store, desired, **options)
     if dry_run:
         return ApplyResult(draft, applied=False)
+    if draft.refused:
+        more = f" (and {len(draft.refused) - 1} more)" if len(draft.refused) > 1 else ""
+        raise InvalidInput(draft.refused[0] + more)
     needing = sorted({*draft.new_users, *(c.name for c in draft.changes if c.kind == "user.password")}) if generate else []
     generated, hashes = {}, {}
     if needing:  # hashed before the transaction: the write lock is not held while argon2 runs
@@ -497,17 +666,24 @@ def apply(
             generated[name] = passwords.generate()
             hashes[name] = hasher.hash(generated[name])
     with store.transaction():
-        final = plan(store, desired, prune=prune, generate=generate, users_as_file=users_as_file)
+        final = plan(store, desired, **options)
         if final.as_dict() != draft.as_dict() or final.new_users != draft.new_users:
             raise Conflict("the database changed while the policy was being applied; run it again")
+        updated: set[str] = set()
         for change in final.changes:
-            _execute(store, change, desired, hashes)
+            if change.kind in ("target.config", "target.secret"):  # one update per target: its whole configuration
+                if change.name not in updated:
+                    updated.add(change.name)
+                    store.update_target(change.name, desired.targets[change.name], final.secrets.get(change.name))
+                continue
+            _execute(store, change, desired, hashes, final.secrets)
         if final.changes or hashes:
             store.record("policy.apply", source, {**final.counts(), "prune": prune, "generated": len(hashes)})
     return ApplyResult(final, applied=True, generated=generated)
 
 
-def _execute(store: "Store", change: Change, desired: Policy, hashes: Mapping[str, str]) -> None:
+def _execute(store: "Store", change: Change, desired: Policy, hashes: Mapping[str, str],
+             secrets: Mapping[str, bytes]) -> None:
     action, kind, name, item = change.action, change.kind, change.name, change.item
     if kind == "setting":
         if action == "removed":
@@ -536,6 +712,11 @@ def _execute(store: "Store", change: Change, desired: Policy, hashes: Mapping[st
         store.set_disabled(name, change.after == "disabled")
     elif kind == "user.role":
         (store.assign if action == "added" else store.unassign)(name, [item])
+    elif kind == "target":
+        if action == "added":
+            store.add_target(name, desired.targets[name], secrets[name])
+        else:
+            store.remove_target(name)
     elif kind == "expect":
         store.set_expectation(name, item, change.after)
     else:  # pragma: no cover - every kind plan() makes is handled above

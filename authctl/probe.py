@@ -27,6 +27,7 @@ class Request:
     method: str
     path: str
     token: str | None = None
+    credential: Any = field(default=None, repr=False)  # a targets.Credential: sent instead of the bearer token
 
 
 @dataclass
@@ -110,22 +111,56 @@ async def _send_all(
         client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
     target = url or "the app"
     responses = []
+    logins: dict[Any, Any] = {}
     async with client:
         for request in requests:
             check_path(request.path)
             headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
+            params: dict[str, str] = {}
+            cookies: dict[str, str] = {}
+            if request.credential is not None:
+                credential = await _logged_in(client, request.credential, logins, target)
+                headers, params, cookies = dict(credential.headers), dict(credential.query), dict(credential.cookies)
             try:
-                raw = await client.request(request.method, request.path, headers=headers)
+                raw = await client.request(request.method, request.path, headers=headers, params=params or None,
+                                           cookies=cookies or None)
             except httpx.ConnectError:
                 raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
             except httpx.TimeoutException:
                 raise AuthctlError(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
             except httpx.HTTPError as exc:
                 raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
-            responses.append(_response(raw, sent_credentials=bool(request.token)))
+            sent = bool(request.token) or (request.credential is not None and bool(headers or params or cookies))
+            responses.append(_response(raw, sent_credentials=sent))
             if on_response is not None:
                 on_response(len(responses), len(requests))
     return responses
+
+
+async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], target: str) -> Any:
+    """A target's credential ready to send: its password login performed first (once per user and run)."""
+    import httpx
+
+    login = credential.login
+    if login is None:
+        return credential
+    key = (login.token_url, login.username)
+    if key not in logins:
+        check_path(login.token_url)
+        try:
+            raw = await client.post(login.token_url, data={"username": login.username, "password": login.password})
+        except httpx.HTTPError as exc:
+            raise AuthctlError(f"login as {login.username} at {login.token_url} on {target} failed: {type(exc).__name__}") from None
+        try:
+            body = raw.json()
+        except ValueError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if raw.status_code != 200 or not isinstance(token, str) or not token:
+            raise AuthctlError(f"login as {login.username} at {login.token_url} answered {raw.status_code}"
+                               + ("" if raw.status_code != 200 else " without an access_token"))
+        logins[key] = login.credential_for(token, credential.label)
+    return logins[key]
 
 
 def send_all(
@@ -139,6 +174,59 @@ def send(request: Request, **target: Any) -> Response:
     return send_all([request], **target)[0]
 
 
+def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, credential_valid: bool | None = None,
+                  missing_scopes: Sequence[str] = (), target_rejected: bool = False) -> list[str]:
+    """Status smells that need to know what was sent and what the route declares.
+
+    ``target_rejected``: a target's own credential, expected to authenticate, got this status.
+    """
+    problems = []
+    if target_rejected and status == 401:
+        problems.append("401 for the target's own credential: its key, claims or passwords do not match the app "
+                        "(see `authctl target show`)")
+    if anonymous and secured and 200 <= status < 400:
+        problems.append(f"{status} for an anonymous request on a route declared secured: nothing checks it")
+    if credential_valid is False and status == 403:
+        problems.append("403 for an expired or forged token: that is a 401 (authentication failed)")
+    if missing_scopes and status == 401:
+        problems.append(f"401 for a valid token lacking scope {' '.join(missing_scopes)}: that is a 403 "
+                        "(RFC 6750 insufficient_scope)")
+    return problems
+
+
+async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: float) -> tuple[int, bytes]:
+    import httpx
+
+    check_path(path)
+    if app is not None:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                   base_url="http://authctl.local", follow_redirects=False, timeout=timeout)
+    else:
+        client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
+    target = url or "the app"
+    chunks: list[bytes] = []
+    size = 0
+    async with client:
+        try:
+            async with client.stream("GET", path) as raw:
+                async for chunk in raw.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise InvalidInput(f"{path} on {target} is larger than {limit // (1024 * 1024)} MB")
+                    chunks.append(chunk)
+                return raw.status_code, b"".join(chunks)
+        except httpx.ConnectError:
+            raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
+        except httpx.TimeoutException:
+            raise AuthctlError(f"GET {path} on {target} timed out after {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+
+
+def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit: int = 10 * 1024 * 1024,
+                   timeout: float = 10.0) -> tuple[int, bytes]:
+    """(status, body) of one GET, read as a stream and refused past ``limit`` bytes (a document, not a request)."""
+    return asyncio.run(_fetch(path, url=url, app=app, limit=limit, timeout=timeout))
 # --------------------------------------------------------------------------- probe
 
 
@@ -181,10 +269,11 @@ class Probe:
 
 
 def run_probe(token: str | None, *, url: str, whoami_path: str = "/whoami", request: tuple[str, str] | None = None,
-              timeout: float = 10.0) -> Probe:
-    requests = [Request("GET", whoami_path, token)]
+              timeout: float = 10.0, credential: Any = None) -> Probe:
+    """The identity endpoint, then ``request``, each sent with ``token`` or a target's ``credential``."""
+    requests = [Request("GET", whoami_path, token, credential)]
     if request is not None:
-        requests.append(Request(request[0], request[1], token))
+        requests.append(Request(request[0], request[1], token, credential))
     responses = send_all(requests, url=url, timeout=timeout)
     return Probe(whoami_path, responses[0], request, responses[1] if request is not None else None)
 

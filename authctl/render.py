@@ -7,6 +7,7 @@ as Rich markup.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -356,6 +357,31 @@ def keys_table(keys: Iterable[Any]) -> None:
     out().print(table)
 
 
+def targets_table(rows: Iterable[tuple[str, str, str, str]]) -> None:
+    table = _table("target", "mode", "sends", "created")
+    for name, mode, sends, created in rows:
+        table.add_row(text(name, "bold"), text(mode), text(sends), text(created[:10], "dim"))
+    out().print(table)
+
+
+def target_detail(data: dict[str, Any], sends: str) -> None:
+    """A target's configuration from ``Target.as_dict`` (which holds no secret)."""
+    grid = _table("field", "value", title=f"target {data['name']}")
+    grid.add_row(text("mode"), text(data["mode"]))
+    grid.add_row(text("sends"), text(sends))
+    for key in ("key", "alg", "kid", "scope_claim", "iss", "aud", "ttl", "token_url"):
+        if data.get(key) not in (None, "", {}):
+            grid.add_row(text(key), text(str(data[key])))
+    for key in ("sub", "scopes", "claims"):
+        if data.get(key):
+            grid.add_row(text(key), text(json.dumps(data[key], ensure_ascii=False)))
+    if data.get("passwords_for"):
+        grid.add_row(text("passwords for"), text(", ".join(data["passwords_for"]) + " (stored, not shown)"))
+    if data.get("weak_secret"):
+        grid.add_row(text("warning"), text("weak secret accepted with --unsafe-weak-secret", "bold yellow"))
+    out().print(grid)
+
+
 def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:
     from .tokens import format_utc, relative
 
@@ -475,18 +501,24 @@ def route_json(info: Any) -> dict[str, Any]:
 
 def routes_table(infos: Iterable[Any]) -> None:
     """Method, path and what each route requires; routes with no requirement flagged."""
-    styles = {"public": "green", "authenticated": "cyan", "permission": "", "unprotected?": "bold yellow"}
+    styles = {"public": "green", "authenticated": "cyan", "scopes": "cyan", "guarded": "magenta", "permission": "",
+              "open": "bold yellow"}
     console = out()
     listed = list(infos)
     # `kind` repeats `requires` (which is styled by kind): the first column to go when narrow
-    widest = max((len(info.method) + len(info.path) + len(info.describe()) + len(info.name or "") for info in listed), default=0)
+    widest = max((len(info.method) + len(info.path) + len(info.describe()) + len(f" — {info.flag}" if info.flag else "")
+                  + len(info.name or "") for info in listed), default=0)
     with_kind = _piped(console) or widest + 14 + 16 <= console.width
     table = _table("method", "path", "requires", *(["kind"] if with_kind else []), "name", short=("method", "kind"))
     for info in listed:
         kind = info.kind
+        requires = text(info.describe(), styles.get(kind, ""))
+        if info.flag:
+            requires.append(f" — {info.flag}", style="yellow")
         table.add_row(
-            text(info.method), text(info.path), text(info.describe(), styles.get(kind, "")),
-            *([text(kind, styles.get(kind, "dim") or "dim")] if with_kind else []), text(info.name or "", "dim"),
+            text(info.method), text(info.path), requires,
+            *([text(kind + ("?" if kind == "open" else ""), styles.get(kind, "dim") or "dim")] if with_kind else []),
+            text(info.name or "", "dim"),
         )
     console.print(table)
 
@@ -497,8 +529,10 @@ def routes_table(infos: Iterable[Any]) -> None:
 _MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("·", "dim")}
 #: One style and one banner per ``policy.Outcome`` value: the decision, live answers and cells all use them.
 _OUTCOME_STYLE = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red", "no_route": "magenta",
-                  "client_error": "bold red", "server_error": "bold red", "not_sent": "dim", "error": "bold red"}
-_VERDICT_BANNER = {"allowed": "ALLOWED (200-class)", "unauthenticated": "401 UNAUTHENTICATED", "forbidden": "403 FORBIDDEN"}
+                  "client_error": "bold red", "server_error": "bold red", "not_sent": "dim", "error": "bold red",
+                  "undecided": "magenta"}
+_VERDICT_BANNER = {"allowed": "ALLOWED (200-class)", "unauthenticated": "401 UNAUTHENTICATED", "forbidden": "403 FORBIDDEN",
+                   "undecided": "UNDECIDED OFFLINE"}
 
 
 def _mark(ok: bool | None, label: str, detail: str = "") -> Any:
@@ -521,6 +555,10 @@ def check_report(data: dict[str, Any]) -> None:
         f"  →  route {route['method']} {route['path']}" + (f" ({params})" if params else ""), "dim"
     )
     tree = Tree(title)
+    if data.get("native") is not None:
+        _native_report(tree, data)
+        out().print(tree)
+        return
     phase1 = tree.add(text("1  Authentication — who are you?", "bold cyan"))
     subject = authn["subject"]
     if subject["kind"] == "user":
@@ -529,7 +567,7 @@ def check_report(data: dict[str, Any]) -> None:
         phase1.add(_mark(None, "the given token"))
     if not authn["checked"]:
         phase1.add(_mark(None, "not needed: the route is public" if not verdict["unprotected"] else
-                         "not checked: the route has no authctl requirement"))
+                         "not checked: nothing reads credentials on this route"))
     elif subject["kind"] == "anonymous":
         phase1.add(_mark(False, "no bearer token", "the request carries no Authorization header"))
     else:
@@ -562,27 +600,62 @@ def check_report(data: dict[str, Any]) -> None:
     phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
     phase3.add(prose(verdict["reason"], indent=8))
     if verdict["unprotected"]:
-        phase3.add(text("⚠ unprotected? this route has no authctl requirement and is not marked public", "bold yellow"))
+        phase3.add(text(f"⚠ unprotected? {route.get('flag') or 'nothing reads credentials here'}", "bold yellow"))
     if verdict["hint"]:
         hint = prose("hint: " + verdict["hint"], indent=8)
         hint.stylize("bold", 0, 5)
         phase3.add(hint)
-    live = data.get("live")
+    _live_report(phase3, data.get("live"))
+    out().print(tree)
+
+
+def _live_report(phase3: Any, live: dict[str, Any] | None) -> None:
+    """The live answer under the verdict: agreement (none when offline was undecided), why a 4xx/5xx is no answer, lints."""
     if live:
         agree = live["agrees"]
         line = text(f"live ({live['source']}): ", "bold") + text(f"{live['status']} {live['outcome']}",
                                                                   _OUTCOME_STYLE.get(live["outcome"], ""))
-        line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision", style="green" if agree else "bold red")
+        if agree is None:
+            line.append("  (the real answer: offline could not decide)", style=_OUTCOME_STYLE["undecided"])
+        else:
+            line.append("  ✓ agrees" if agree else "  ✗ DISAGREES with the offline decision",
+                        style="green" if agree else "bold red")
         phase3.add(line)
-        if not agree and live["outcome"] == "no_route":
+        if agree is False and live["outcome"] == "no_route":
             phase3.add(text("⚠ a 404/405 live: the server has no such route (another app?), or the handler found no such record", "yellow"))
-        elif not agree and live["outcome"] in ("client_error", "server_error"):
+        elif agree is False and live["outcome"] in ("client_error", "server_error"):
             phase3.add(text("⚠ a 4xx that is not a 401/403: the handler or the validator refused the request, "
                             "not the verdict checked offline (authctl sends no request body or query)", "yellow")
                        if live["outcome"] == "client_error" else text("⚠ the server failed (5xx): a crash is never an answer", "yellow"))
         for problem in live["lints"]:
             phase3.add(text(f"⚠ {problem}", "yellow"))
-    out().print(tree)
+
+
+def _native_report(tree: Any, data: dict[str, Any]) -> None:
+    """The trace of a route with the app's own security: schemes, credential, scopes, guards."""
+    native, verdict, subject = data["native"], data["verdict"], data["authentication"]["subject"]
+    steps = native["steps"]
+    phase1 = tree.add(text("1  Authentication — who are you?", "bold cyan"))
+    phase1.add(_mark(None, subject["label"], f"target {native['target']}" if native["target"] else "no target"))
+    for step in steps:
+        if not step["name"].startswith(("scope", "guard")):
+            phase1.add(_mark(step["ok"], step["name"], step["detail"]))
+    phase2 = tree.add(text("2  Authorization — what may you do?", "bold cyan"))
+    phase2.add(text("requirement: ", "dim") + text(data["route"]["requires"], "bold"))
+    for step in steps:
+        if step["name"].startswith(("scope", "guard")):
+            phase2.add(_mark(step["ok"], step["name"], step["detail"]))
+    outcome = verdict["outcome"]
+    label = _VERDICT_BANNER.get(outcome, outcome.upper())
+    phase3 = tree.add(text("3  Verdict  ", "bold cyan") + text(label, "bold " + _OUTCOME_STYLE.get(outcome, "")))
+    phase3.add(prose(verdict["reason"], indent=8))
+    if native["fastapi_note"]:
+        phase3.add(prose(f"⚠ {native['fastapi_note']}", "yellow", indent=8))
+    if verdict["hint"]:
+        hint = prose("hint: " + verdict["hint"], indent=8)
+        hint.stylize("bold", 0, 5)
+        phase3.add(hint)
+    _live_report(phase3, data.get("live"))
 
 
 # --------------------------------------------------------------------------- matrix, probe
@@ -590,9 +663,16 @@ def check_report(data: dict[str, Any]) -> None:
 
 def _cell_text(cell: Any) -> Any:
     """``200`` offline; ``200 ✓`` observed and agreeing; ``200 → 422 ✗`` when the server answered otherwise;
-    ``200 · not sent``; observed only: the live status, or ``not sent``."""
+    ``200 · not sent``; observed only: the live status, or ``not sent``; ``?`` undecided offline (a guard)."""
     outcome = cell.outcome.value
-    if cell.decision is None:  # observed only
+    if cell.decision is not None and cell.undecided:  # a guard decides: ``?`` offline, the live status is the answer
+        if cell.live is not None:
+            shown = text(str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
+        else:
+            shown = text("?", "bold " + _OUTCOME_STYLE["undecided"])
+            if cell.not_sent is not None:
+                shown.append(" · not sent", style="dim")
+    elif cell.decision is None:  # observed only
         shown = text("not sent" if cell.live is None else str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
     else:
         shown = text(str(cell.decision), _OUTCOME_STYLE.get(cell.decision_outcome.value, ""))
@@ -695,7 +775,16 @@ def matrix_notes(result: Any) -> None:
         note(f"live requests went to: {result.target}")
     unprotected = sorted({c.route.key for c in cells if c.route.unprotected})
     for route in unprotected:
-        warn(f"unprotected? {route} has no authctl requirement and is not marked public")
+        warn(f"open? {route}: nothing reads credentials, and it looks like a mistake")
+    lints: dict[str, list[str]] = {}
+    for cell in cells:
+        for problem in ([] if cell.live is None else cell.live.lints):
+            lints.setdefault(problem, []).append(f"{cell.route.key} as {cell.user}")
+    for problem, where in lints.items():
+        warn(f"{problem} ({where[0]}" + (f" and {len(where) - 1} more)" if len(where) > 1 else ")"))
+    undecided = [c for c in cells if c.undecided and c.live is None]
+    if undecided:
+        note(f"{len(undecided)} cell(s) undecided offline (a guard decides in code): add --live or --url")
     reasons: dict[str, int] = {}
     for cell in cells:
         if cell.not_sent is not None:
@@ -715,7 +804,8 @@ def matrix_notes(result: Any) -> None:
         error(f"{len(mismatches)} cell(s) where the live server disagrees with the offline decision")
     if unmet:
         error(f"{len(unmet)} unmet expectation(s)" + (" (a cell that was not sent meets none)"
-                                                       if any(c.not_sent for c in unmet) else ""))
+                                                       if any(c.not_sent for c in unmet) else "")
+              + (" (a cell undecided offline meets none)" if any(c.outcome.value == "undecided" for c in unmet) else ""))
     if result.without_expectation:
         error(f"{len(result.without_expectation)} route(s) with no expectation (--strict): "
               + ", ".join(result.without_expectation))
@@ -818,12 +908,12 @@ def who_can_report(result: Any) -> None:
     else:
         console.print(text(f"no user is allowed ({len(result.users)} users)", "bold red"))
     console.print(text("roles that allow it: " + (", ".join(result.roles) or "none"), "dim"))
-    refused: dict[str, int] = {}
+    refused: dict[Any, int] = {}
     for answer in result.users:
         if answer.outcome.value != "allowed":
-            refused[answer.outcome.label] = refused.get(answer.outcome.label, 0) + 1
-    for label, count in refused.items():
-        console.print(text(f"refused ({label}): {count}", "dim"))
+            refused[answer.outcome] = refused.get(answer.outcome, 0) + 1
+    for outcome, count in refused.items():  # an undecided answer is not a refusal: the app's code decides
+        console.print(text(f"{'not known' if outcome.value == 'undecided' else 'refused'} ({outcome.label}): {count}", "dim"))
 
 
 def role_graph_json(roles: Iterable["Role"]) -> dict[str, Any]:
@@ -911,6 +1001,8 @@ def policy_plan(plan: Any, *, applied: bool, prune: bool, generated: dict[str, s
             note("  " + change.describe().replace("- ", "  ", 1))
     for name in plan.held:
         warn(f"user {name} has no password, so it stays disabled: `authctl user passwd {name}`, or apply with --generate")
+    for reason in plan.refused:
+        warn(reason)
     if generated:
         note("generated passwords shown once above; they are not stored anywhere")
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 _COLOURS = {
     Outcome.ALLOWED: "#d9f2d9", Outcome.UNAUTHENTICATED: "#fff0c2", Outcome.FORBIDDEN: "#f9d0d0",
     Outcome.NO_ROUTE: "#ead7f5", Outcome.CLIENT_ERROR: "#f3b0b0", Outcome.SERVER_ERROR: "#e08080",
-    Outcome.NOT_SENT: "#e6e6e6", Outcome.ERROR: "#e08080",
+    Outcome.NOT_SENT: "#e6e6e6", Outcome.ERROR: "#e08080", Outcome.UNDECIDED: "#d9e4f5",
 }
 
 _STYLE = """
@@ -46,8 +46,13 @@ def _e(value: Any) -> str:
 
 
 def _cell_summary(cell: "Cell") -> str:
-    """The same short text as the terminal table: ``200``, ``200 ✓``, ``200 → 422 ✗``, ``not sent``."""
-    if cell.decision is None:
+    """The same short text as the terminal table: ``200``, ``200 ✓``, ``200 → 422 ✗``, ``not sent``;
+    ``?`` undecided offline (a guard decides), the live status once observed."""
+    if cell.decision is not None and cell.undecided:
+        shown = "?" if cell.live is None else str(cell.live_status)
+        if cell.live is None and cell.not_sent is not None:
+            shown += " · not sent"
+    elif cell.decision is None:
         shown = "not sent" if cell.live is None else str(cell.live_status)
     else:
         shown = str(cell.decision)
@@ -70,11 +75,13 @@ def _trace(cell: "Cell", members: list[str] | None) -> list[str]:
         shown = ", ".join(members[:20]) + (f" and {len(members) - 20} more" if len(members) > 20 else "")
         lines.append(f"for {len(members)} user(s): {shown}")
     if cell.decision is not None:
-        outcome = Outcome.of_status(cell.decision)
-        lines.append(f"offline: {outcome.label} (status {cell.decision})" + (f": {cell.reason}" if cell.reason else ""))
+        outcome = cell.decision_outcome
+        status = f"{cell.undecided} decides in code" if cell.undecided else f"status {cell.decision}"
+        lines.append(f"offline: {outcome.label} ({status})" + (f": {cell.reason}" if cell.reason else ""))  # type: ignore[union-attr]
     if cell.live is not None:
         verdict = "" if cell.agrees is None else ("agrees" if cell.agrees else "DISAGREES with the offline decision")
         lines.append(f"live: {cell.live.outcome.label} (status {cell.live_status})" + (f", {verdict}" if verdict else ""))
+        lines += [f"⚠ {problem}" for problem in cell.live.lints]
     if cell.not_sent is not None:
         lines.append(f"not sent: {cell.not_sent}")
     if cell.expected is not None:

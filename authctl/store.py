@@ -232,7 +232,18 @@ def _migration_6(db: Any) -> None:
     db["users"].create_index(["username_skeleton"], if_not_exists=True)
 
 
-MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6)
+def _migration_7(db: Any) -> None:
+    """Targets: how authctl authenticates to an app with its own security (secrets kept like key material).
+
+    Idempotent: a file marked with an older schema version may already hold the table.
+    """
+    db["targets"].create(
+        {"name": str, "config": str, "secret": bytes, "created_at": str},
+        pk="name", not_null={"config", "secret"}, if_not_exists=True,
+    )
+
+
+MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Foreign keys in sqlite-utils' create() carry no ON DELETE clause, so deletes
@@ -987,6 +998,47 @@ class Store:
             "SELECT count(*), group_concat(kid || status, ',') FROM signing_keys"
         ).fetchone()
         return hash(row)
+
+    # ----------------------------------------------------------------- targets
+
+    def add_target(self, name: str, config_doc: dict[str, Any], secret: bytes) -> None:
+        """Store a target; its secret (key, passwords) is a blob no listing, log or JSON reads."""
+        with self.transaction():
+            try:
+                self.conn.execute(
+                    "INSERT INTO targets (name, config, secret, created_at) VALUES (?, ?, ?, ?)",
+                    (name, json.dumps(config_doc, sort_keys=True), secret, utcnow()),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"a target named {name!r} already exists") from None
+            self._audit("target.add", name, {"mode": config_doc.get("mode"), "send": config_doc.get("send")})
+
+    def target_rows(self, name: str | None = None) -> list[tuple[str, dict[str, Any], bytes, str]]:
+        """(name, config, secret, created_at) of one target or all, by name."""
+        sql = "SELECT name, config, secret, created_at FROM targets"
+        rows = self.conn.execute(sql + (" WHERE name = ?" if name is not None else " ORDER BY name"),
+                                 (name,) if name is not None else ())
+        return [(r[0], json.loads(r[1]), bytes(r[2]), r[3]) for r in rows]
+
+    def update_target(self, name: str, config_doc: dict[str, Any], secret: bytes | None = None) -> None:
+        """Replace a target's configuration, and its secret when one is given (``None`` keeps it)."""
+        with self.transaction():
+            if secret is None:
+                done = self.conn.execute("UPDATE targets SET config = ? WHERE name = ?",
+                                         (json.dumps(config_doc, sort_keys=True), name))
+            else:
+                done = self.conn.execute("UPDATE targets SET config = ?, secret = ? WHERE name = ?",
+                                         (json.dumps(config_doc, sort_keys=True), secret, name))
+            if done.rowcount == 0:
+                raise NotFound(f"no target named {normalize_or_repr(name)}")
+            self._audit("target.change", name, {"mode": config_doc.get("mode"), "send": config_doc.get("send"),
+                                                "secret": secret is not None})
+
+    def remove_target(self, name: str) -> None:
+        with self.transaction():
+            if self.conn.execute("DELETE FROM targets WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no target named {normalize_or_repr(name)}")
+            self._audit("target.remove", name)
 
     # ----------------------------------------------------------------- revocations
 

@@ -12,7 +12,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 MODULES = ("benchlib", "baseline_cli", "bench_coldstart", "bench_store", "bench_tokens", "bench_app", "bench_bulk",
-           "bench_matrix", "bench_plugin", "app_factory", "run", "soak")
+           "bench_matrix", "bench_native", "bench_plugin", "app_factory", "run", "soak")
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_run_help_lists_every_section() -> None:
     done = subprocess.run([sys.executable, str(BENCH / "run.py"), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout
-    for section in ("coldstart", "store", "tokens", "app", "bulk", "matrix", "plugin"):
+    for section in ("coldstart", "store", "tokens", "app", "bulk", "matrix", "native", "plugin"):
         assert section in done.stdout
 
 

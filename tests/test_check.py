@@ -181,7 +181,7 @@ def fixture_app(demo: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> s
 def test_forgotten_requirement_is_unprotected_offline_and_200_live(demo: Cli, fixture_app: str) -> None:
     code, data = check_json(demo, "GET", "/reports", "--anonymous", "--app", fixture_app, "--live")
     assert code == 0
-    assert data["verdict"]["unprotected"] is True and "unprotected" in data["verdict"]["reason"]
+    assert data["verdict"]["unprotected"] is True and "not marked public" in data["verdict"]["reason"]
     assert data["live"]["status"] == 200 and data["live"]["agrees"] is True
     human = demo("check", "GET", "/reports", "--anonymous", "--app", fixture_app)
     assert "unprotected?" in human.stdout
@@ -252,8 +252,8 @@ def test_matrix_flags_unprotected_routes_and_csv(demo: Cli, fixture_app: str) ->
     result = demo("matrix", "--app", fixture_app, "--users", "rahul", "--format", "csv")
     lines = result.stdout.splitlines()
     assert lines[0].startswith("method,route,path,user")
-    assert any(line.startswith("GET,/reports,/reports,rahul,unprotected?,True,200") for line in lines)
-    assert "unprotected? GET /reports" in result.stderr
+    assert any(line.startswith("GET,/reports,/reports,rahul,nothing (open?),True,200") for line in lines)
+    assert "open? GET /reports" in result.stderr
 
 
 def test_matrix_expectations_turn_it_into_a_test(demo: Cli, tmp_path: Path) -> None:

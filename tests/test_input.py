@@ -19,7 +19,7 @@ from authctl import csvsafe
 from authctl.cli import app as cli_app
 from authctl.errors import Conflict, InvalidInput
 from authctl.names import new_username, skeleton
-from authctl.store import SCHEMA_VERSION, Store
+from authctl.store import MIGRATIONS, SCHEMA_VERSION, Store, _migration_6
 
 from .apphelpers import make_demo_db
 from .conftest import STRONG, Cli
@@ -314,7 +314,7 @@ def test_the_look_alike_check_is_one_indexed_lookup(store: Store) -> None:
 def test_upgrading_fills_in_the_skeletons_of_existing_users(seeded: Cli) -> None:
     with sqlite3.connect(seeded.db) as conn:
         conn.execute("UPDATE users SET username_skeleton = NULL")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+        conn.execute(f"PRAGMA user_version={MIGRATIONS.index(_migration_6)}")  # a file from before the skeletons
     with Store.open(seeded.db) as store:
         assert store.schema_version == SCHEMA_VERSION
         stored = dict(store.conn.execute("SELECT username, username_skeleton FROM users"))

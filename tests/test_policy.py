@@ -138,10 +138,19 @@ def test_unknown_names_in_the_file_are_errors_naming_the_nearest(initialized: Cl
     assert nearest in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_targets_have_a_place_in_the_file_but_none_exist_yet(initialized: Cli, tmp_path: Path) -> None:
+def test_target_tables_are_validated_like_target_add(initialized: Cli, tmp_path: Path) -> None:
     assert initialized("policy", "diff", str(write(tmp_path, "[targets]\n"))).exit_code == 0
-    result = initialized("policy", "diff", str(write(tmp_path, "[targets.theirapp]\nheader = 'x'\n")))
-    assert result.exit_code == 1 and "[targets] are not supported" in result.stderr
+    for text, message in (
+        ("[targets.theirapp]\nmode = 'basic'\nheader = 'x'\n", "unknown field 'header'"),
+        ("[targets.theirapp]\nmode = 'basic'\nalg = 'HS256'\n", "alg does not go with mode 'basic'"),
+        ("[targets.theirapp]\nmode = 'token'\n", "needs its algorithm"),
+        ("[targets.theirapp]\nmode = 'token'\nalg = 'HS256'\nsend = 'carrier:x'\n", "--send"),
+        ("[targets.theirapp]\nmode = 'login'\ntoken_url = 'http://elsewhere/token'\n", "token path"),
+        ("[targets.'bad name']\nmode = 'basic'\n", "invalid target name"),
+        ("[targets.theirapp]\nmode = 'token'\nalg = 'HS256'\n[targets.theirapp.claims]\nsub = 'x'\n", "cannot be overridden"),
+    ):
+        result = initialized("policy", "diff", str(write(tmp_path, text)))
+        assert result.exit_code == 1 and message in result.stderr and result.stderr.count("\n") == 1, (text, result.stderr)
 
 
 def test_expectation_users_are_matched_as_authctl_matches_names(tmp_path: Path) -> None:
@@ -291,4 +300,143 @@ def test_policy_test_strict_fails_on_a_new_unprotected_route_of_your_app(cli: Cl
     strict = cli("policy", "test", str(path), "--app", "ci_fixture_app:app", "--strict", "--format", "junit")
     assert strict.exit_code == 6
     assert 'name="GET /debug/students: has an expectation"' in strict.stdout
-    assert "GET /debug/students (unprotected?) has no expectation" in strict.stdout
+    assert "GET /debug/students (nothing (open?)) has no expectation" in strict.stdout  # a /debug route looks like a mistake
+
+
+# --------------------------------------------------------------------------- [targets]: configuration in the file, secrets never
+
+
+def _private(path: Path, content: str) -> str:
+    import os
+
+    path.write_text(content)
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+@pytest.fixture
+def with_targets(seeded: Cli, tmp_path: Path) -> Cli:
+    """The seeded database with a token-template target and a login target (each with its secret stored)."""
+    from tests.nativeapps.common import SECRET
+
+    key = _private(tmp_path / "shop.key", SECRET)
+    assert seeded("target", "add", "shop", "--key-file", key, "--scope-claim", "scope", "--user-scopes", "rahul=items:read",
+                  "--user-sub", "rahul=u-1", "--claim", "tenant=acme", "--iss", "shop-app", "--ttl", "10m").exit_code == 0
+    assert seeded("target", "add", "accounts", "--login", "/login/access-token", "--passwords-stdin",
+                  input="rahul:pw-of-rahul-0\nsuman:pw-of-suman-0\n").exit_code == 0
+    return seeded
+
+
+def test_policy_export_writes_targets_without_their_secrets(with_targets: Cli) -> None:
+    from tests.nativeapps.common import SECRET
+
+    text = with_targets("policy", "export").stdout
+    assert SECRET not in text and "pw-of-rahul-0" not in text
+    data = tomllib.loads(text)["targets"]
+    assert data["shop"] == {"mode": "token", "send": "bearer", "alg": "HS256", "scope_claim": "scope", "iss": "shop-app",
+                            "ttl": "10m", "weak_secret": False, "sub": {"rahul": "u-1"}, "scopes": {"rahul": ["items:read"]},
+                            "claims": {"tenant": "acme"}}
+    assert data["accounts"] == {"mode": "login", "send": "bearer", "token_url": "/login/access-token"}
+    assert policyfile.dump(policyfile.parse(tomllib.loads(text))) == text  # what it writes, it reads back the same
+
+
+def test_policy_apply_refuses_a_new_target_without_its_secret_and_writes_nothing(with_targets: Cli, tmp_path: Path) -> None:
+    exported = write(tmp_path, with_targets("policy", "export").stdout, "exported.toml")
+    fresh = tmp_path / "fresh.db"
+    assert with_targets("--db", str(fresh), "init").exit_code == 0
+    refused = with_targets("--db", str(fresh), "policy", "apply", str(exported))
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1
+    assert "authctl target add accounts" in refused.stderr and "--target-secret accounts=FILE" in refused.stderr
+    assert with_targets("--db", str(fresh), "role", "list", "--json").stdout.strip() == "[]"  # all or nothing
+    diff = with_targets("--db", str(fresh), "policy", "diff", str(exported))
+    assert diff.exit_code == 7 and "+ target shop (token, sends bearer)" in diff.stdout and "authctl target add shop" in diff.stderr
+
+
+def test_policy_round_trip_with_target_secrets_from_private_files(with_targets: Cli, tmp_path: Path) -> None:
+    import os
+
+    import jwt
+
+    from tests.nativeapps.common import SECRET
+
+    text = with_targets("policy", "export").stdout
+    exported = write(tmp_path, text, "exported.toml")
+    key = _private(tmp_path / "k", SECRET)
+    passwords = _private(tmp_path / "p", "rahul:pw-of-rahul-0\n")
+    fresh = tmp_path / "fresh.db"
+    assert with_targets("--db", str(fresh), "init").exit_code == 0
+    os.chmod(passwords, 0o644)
+    loose = with_targets("--db", str(fresh), "policy", "apply", str(exported), "--generate", "--target-secret", f"shop={key}",
+                         "--target-secret", f"accounts={passwords}")
+    assert loose.exit_code == 1 and "readable by others" in loose.stderr
+    os.chmod(passwords, 0o600)
+    applied = with_targets("--db", str(fresh), "policy", "apply", str(exported), "--generate", "--target-secret", f"shop={key}",
+                           "--target-secret", f"accounts={passwords}", "--json")
+    assert applied.exit_code == 0, applied.stderr
+    assert SECRET not in applied.stdout and "pw-of-rahul-0" not in applied.stdout
+    assert with_targets("--db", str(fresh), "policy", "export").stdout == text
+    with Store.open(fresh) as store:
+        from authctl import targets
+
+        assert targets.get(store, "accounts").secret["passwords"] == {"rahul": "pw-of-rahul-0"}
+        token = targets.credential(store, targets.get(store, "shop"), "rahul").token  # the key given signs it
+        assert jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_aud": False})["sub"] == "u-1"
+    wrong = with_targets("--db", str(fresh), "policy", "apply", str(exported), "--target-secret", f"nobody={key}")
+    assert wrong.exit_code == 1 and "which the file does not have" in wrong.stderr
+
+
+def test_policy_apply_changes_targets_keeping_their_secret_and_prunes_them(with_targets: Cli, tmp_path: Path) -> None:
+    data = tomllib.loads(with_targets("policy", "export").stdout)
+    data["targets"]["shop"]["scopes"]["suman"] = ["items:read", "items:write"]
+    data["targets"]["shop"]["ttl"] = "5m"
+    data["targets"]["shop"]["send"] = "scheme:Token"
+    del data["targets"]["accounts"]
+    changed = write(tmp_path, policyfile.dump(policyfile.parse(data)), "changed.toml")
+    diff = with_targets("policy", "diff", str(changed))
+    assert diff.exit_code == 7 and "~ target shop ttl = 5m (was 10m)" in diff.stdout
+    assert "target accounts" in diff.stderr and "kept" in diff.stderr  # not removed without --prune
+    assert with_targets("policy", "apply", str(changed)).exit_code == 0
+    shown = json.loads(with_targets("target", "show", "shop", "--json").stdout)
+    assert shown["ttl"] == 300 and shown["send"] == "scheme" and shown["scopes"]["suman"] == ["items:read", "items:write"]
+    with Store.open(with_targets.db) as store:
+        from authctl import targets
+
+        credential = targets.credential(store, targets.get(store, "shop"), "suman")  # the stored key still signs
+        assert credential.headers["Authorization"].startswith("Token ") and credential.scopes == ("items:read", "items:write")
+    assert with_targets("target", "show", "accounts").exit_code == 0
+    assert with_targets("policy", "apply", str(changed), "--prune").exit_code == 0
+    assert with_targets("target", "show", "accounts").exit_code == 1
+    assert with_targets("policy", "diff", str(changed), "--prune").exit_code == 0
+
+
+def test_policy_apply_refuses_an_algorithm_or_mode_the_stored_secret_does_not_fit(with_targets: Cli, tmp_path: Path) -> None:
+    data = tomllib.loads(with_targets("policy", "export").stdout)
+    data["targets"]["shop"]["alg"] = "RS256"
+    rsa = write(tmp_path, policyfile.dump(policyfile.parse(data)), "rsa.toml")
+    refused = with_targets("policy", "apply", str(rsa))
+    assert refused.exit_code == 1 and "--target-secret shop=FILE" in refused.stderr and refused.stderr.count("\n") == 1
+    data["targets"]["shop"] = {"mode": "basic", "send": "bearer"}
+    basic = write(tmp_path, policyfile.dump(policyfile.parse(data)), "basic.toml")
+    refused = with_targets("policy", "apply", str(basic))
+    assert refused.exit_code == 1 and "another kind of secret" in refused.stderr
+    assert json.loads(with_targets("target", "show", "shop", "--json").stdout)["alg"] == "HS256"  # nothing changed
+
+
+def test_policy_weak_target_secret_needs_the_files_opt_in(with_targets: Cli, tmp_path: Path) -> None:
+    data = tomllib.loads(with_targets("policy", "export").stdout)
+    del data["targets"]["accounts"]
+    data["targets"]["tutorial"] = {**data["targets"]["shop"], "claims": {}, "sub": {}, "scopes": {}}
+    weak = _private(tmp_path / "weak", "SECRET")
+    path = write(tmp_path, policyfile.dump(policyfile.parse(data)), "weak.toml")
+    refused = with_targets("policy", "apply", str(path), "--target-secret", f"tutorial={weak}")
+    assert refused.exit_code == 1 and "--unsafe-weak-secret" in refused.stderr
+    data["targets"]["tutorial"]["weak_secret"] = True
+    path = write(tmp_path, policyfile.dump(policyfile.parse(data)), "weak.toml")
+    assert with_targets("policy", "apply", str(path), "--target-secret", f"tutorial={weak}").exit_code == 0
+    assert json.loads(with_targets("target", "show", "tutorial", "--json").stdout)["weak_secret"] is True
+
+
+def test_policy_test_ignores_targets_it_has_no_secret_for(with_targets: Cli, tmp_path: Path) -> None:
+    text = with_targets("policy", "export").stdout + '\n[expect."DELETE /student/{id}"]\nrahul = 403\n'
+    result = with_targets("policy", "test", str(write(tmp_path, text, "t.toml")))
+    assert result.exit_code == 0, result.stdout + result.stderr

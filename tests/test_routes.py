@@ -71,7 +71,7 @@ def _app_with_gaps() -> tuple[FastAPI, Auth]:
     async def add_report(user=Depends(owner_or_admin)) -> dict:
         return {}
 
-    @app.get("/open")
+    @app.post("/open")
     async def open_route() -> dict:
         return {"oops": True}
 
@@ -98,7 +98,7 @@ def test_inventory_walks_routers_nested_dependencies_and_mounts():
     assert report.requirements == (permission("reports:read"), AUTHENTICATED)
     add = infos[("POST", "/api/reports")]
     assert add.requirement == permission("reports:read", "admin:access")
-    assert infos[("GET", "/open")].unprotected and infos[("GET", "/open")].kind == "unprotected?"
+    assert infos[("POST", "/open")].unprotected and infos[("POST", "/open")].kind == "open"
     put = infos[("PUT", "/items/{id}")]
     assert put.requirements == (PUBLIC, permission("items:write")) and put.requirement == permission("items:write")
     assert infos[("GET", "/sub/inner")].requirement == permission("inner:read")
@@ -182,10 +182,10 @@ def test_offline_decision_agrees_with_the_server(cli, who):
 def test_decide_for_an_unprotected_route(cli):
     db = make_demo_db(cli)
     app, _ = _app_with_gaps()
-    info, params = routes.match(app, "GET", "/open")
+    info, params = routes.match(app, "POST", "/open")
     with Store.open(db) as store:
         decision = routes.decide(store, info, None, params)
-    assert decision.allowed and "unprotected" in decision.reason
+    assert decision.allowed and "nothing reads credentials" in decision.reason
 
 
 # --------------------------------------------------------------------------- load_app
@@ -239,7 +239,7 @@ def test_routes_command_json(cli):
     row = next(r for r in data if r["method"] == "DELETE")
     assert row == {
         "method": "DELETE", "path": "/student/{id}", "name": "delete_student", "kind": "permission",
-        "requires": "students:delete", "unprotected": False,
+        "requires": "students:delete", "unprotected": False, "native": None, "flag": None, "login": False,
         "requirement": {"kind": "permission", "permissions": ["students:delete"], "mode": "all", "owner_param": None},
     }
     assert json.loads(cli("--json", "routes").stdout) == data
@@ -249,17 +249,21 @@ def test_routes_command_flags_unprotected(cli, tmp_path, monkeypatch):
     (tmp_path / "gappy.py").write_text(textwrap.dedent("""
         from fastapi import FastAPI
         app = FastAPI()
-        @app.get("/open")
+        @app.post("/open")
         def open_route():
+            return {}
+        @app.get("/fine")
+        def fine():
             return {}
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     result = cli("routes", "--app", "gappy:app")
     assert result.exit_code == 0
-    assert "unprotected?" in result.stdout
-    assert "GET /open" in result.stderr
+    assert "open?" in result.stdout
+    assert "POST /open" in result.stderr and "/fine" not in result.stderr
     data = json.loads(cli("routes", "--app", "gappy:app", "--json").stdout)
     assert [r["path"] for r in data if r["unprotected"]] == ["/open"]
+    assert next(r for r in data if r["path"] == "/fine")["kind"] == "public"
 
 
 def test_routes_command_bad_app_is_one_line_exit_1(cli):

@@ -96,12 +96,13 @@ def main_options(
 
 
 def _register() -> None:
-    from . import admin, keys, policy, roles, tokens, users
+    from . import admin, keys, policy, roles, targets, tokens, users
 
     app.add_typer(users.app, name="user", help="Users: add, list, show, passwords, roles, import/export.")
     app.add_typer(roles.app, name="role", help="Roles: permissions and inheritance.")
     app.add_typer(keys.app, name="key", help="Signing keys: list, rotate, retire, jwks, import.")
     app.add_typer(tokens.app, name="token", help="Tokens: issue, inspect, verify, revoke.")
+    app.add_typer(targets.app, name="target", help="Targets: how to authenticate to an app with its own security.")
     app.add_typer(policy.app, name="policy", help="The whole policy as a reviewable file: export, apply, diff, test.")
     admin.register(app)
     from . import check, serve, whocan

@@ -19,16 +19,20 @@ UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to th
 Unsafe = Annotated[bool, typer.Option("--unsafe", help=(
     "Send methods other than GET/HEAD/OPTIONS where they may change real data: a running server (--url), "
     "or an app authctl could not rebind to a snapshot. Not needed on a proven snapshot."))]
+TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Speak this target's credentials (authctl target add): for an app with its own security.", show_default=False)]
 
 
-def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool, overrides=None):  # store: None unless --as
-    """Exactly one of --as, --token, --anonymous; ``overrides``: the app's own settings, for minting."""
+def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool, overrides=None, target=None):  # store: None unless --as
+    """Exactly one of --as, --token, --anonymous; ``overrides``: the app's own settings, for minting;
+    ``target``: a ``targets.Target`` whose credentials the request speaks."""
     from .. import explain
 
     chosen = [flag for flag, given in (("--as", as_user), ("--token", token), ("--anonymous", anonymous)) if given]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --as USER, --token TOKEN|- or --anonymous")
     if as_user:
+        if target is not None:
+            return explain.subject_for_target(store, target, as_user)
         return explain.subject_for_user(store, as_user, overrides)
     if token is not None:
         from .tokens import read_token
@@ -36,8 +40,18 @@ def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous:
         text = read_token(token)
         if isinstance(text, bytes):
             raise InvalidInput("the token is not UTF-8 text")
+        if target is not None:
+            return explain.subject_for_target_token(target, text)
         return explain.subject_for_token(text)
     return explain.ANONYMOUS
+
+
+def load_target(store, name: Optional[str]):
+    if name is None:
+        return None
+    from .. import targets
+
+    return targets.get(store, name)
 
 
 def check(
@@ -52,12 +66,15 @@ def check(
         "to it (the output says where it went)."))] = False,
     url: UrlOpt = None,
     unsafe: Unsafe = False,
+    target_name: TargetOpt = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Explain, step by step, whether METHOD PATH is allowed, a 401 or a 403, and why.
 
     Exit 0 allowed, 3 unauthenticated (401), 4 forbidden (403), 5 no such route,
-    6 the live answer disagrees with the offline decision.
+    6 the live answer disagrees with the offline decision. On a route whose own
+    code (a guard) decides, offline is undecided: exit 1 unless --live/--url
+    gives the answer.
     """
     from .. import explain, routes
 
@@ -69,7 +86,8 @@ def check(
         raise typer.BadParameter("choose one of --live and --url")
     with state.open_store() as store:
         app = routes.load_app(app_spec)
-        subject = pick_subject(store, as_user, token, anonymous, explain.app_overrides(app))
+        target = load_target(store, target_name)
+        subject = pick_subject(store, as_user, token, anonymous, explain.app_overrides(app), target)
         result = explain.check(store, app, method, path, subject)
         if url or live:
             explain.check_live(result, store, app_spec, url=url, unsafe=unsafe)
@@ -78,6 +96,8 @@ def check(
         render.emit_json(data)
     else:
         render.check_report(data)
+    if result.undecided and result.live is None:
+        render.note(f"undecided offline: {result.undecided} decides in code; --live or --url gives the answer")
     raise typer.Exit(result.exit_code)
 
 
@@ -92,6 +112,7 @@ def probe(
     insecure_transport: Annotated[bool, typer.Option("--insecure-transport", help="Allow a bearer token over plain HTTP to another host.")] = False,
     unsafe: Unsafe = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, max=300, help="Seconds per request.")] = 10.0,
+    target_name: TargetOpt = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Ask a running server who this request is (/whoami), then send METHOD PATH and classify the answer.
@@ -109,15 +130,17 @@ def probe(
         except InvalidInput as exc:
             raise typer.BadParameter(str(exc), param_hint="METHOD") from None
         explain.require_safe_method(method, unsafe)
-    if as_user is not None:
+    if as_user is not None or target_name is not None:
         with state.open_store() as store:
-            subject = pick_subject(store, as_user, token, anonymous)
+            target = load_target(store, target_name)
+            subject = pick_subject(store, as_user, token, anonymous or (as_user is None and token is None), target=target)
     else:
         subject = pick_subject(None, None, token, anonymous or token is None)
     assert url is not None
-    live.check_transport(url, sends_token=subject.token is not None, insecure_transport=insecure_transport)
+    live.check_transport(url, sends_token=subject.sends_credentials, insecure_transport=insecure_transport)
     result = live.run_probe(subject.token, url=url, whoami_path=whoami_path,
-                            request=(method, path) if method is not None and path is not None else None, timeout=timeout)
+                            request=(method, path) if method is not None and path is not None else None, timeout=timeout,
+                            credential=subject.credential)
     if state.wants_json(json_output):
         render.emit_json({
             "url": url, "subject": {"kind": subject.kind, "label": subject.label},
@@ -138,22 +161,25 @@ def matrix(
         "Also observe every cell in-process: on a snapshot copy of the database when authctl can rebind the app "
         "to it (mutating cells are then sent too)."))] = False,
     url: UrlOpt = None,
-    openapi: Annotated[bool, typer.Option("--openapi", help="With --url: routes from the server's /openapi.json (an app without authctl's integration); cells are observed only.")] = False,
+    openapi: Annotated[bool, typer.Option("--openapi", help="With --url: routes and their declared security from the server's OpenAPI document (an app authctl cannot import).")] = False,
+    openapi_url: Annotated[Optional[str], typer.Option("--openapi-url", help="Where the server serves its OpenAPI document (default: the --app's openapi_url, else /openapi.json).", show_default=False)] = None,
     params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable); otherwise a sample of the parameter's type.")] = None,
     expect: Annotated[Optional[str], typer.Option("--expect", help="TOML file of expected outcomes; unmet ones exit 6, a route or user that matches nothing exits 1.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="With --expect: also fail (exit 6) on every route the file has no expectation for.")] = False,
     unsafe: Unsafe = False,
+    target_name: TargetOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json, csv, junit, html (one self-contained file) or markdown.")] = "table",
     by: Annotated[Optional[str], typer.Option("--by", help=(
         "Columns: user, or role-set (users whose decisions cannot differ share one column). "
-        "Default: role-set for table, html and markdown; user for json, csv and junit."))] = None,
+        "Default: role-set for table, html and markdown; user for json, csv and junit, and with --target."))] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Users (and anonymous) × routes: the outcome of each, offline, live, or both.
 
     Exit 6 when a live cell disagrees with the offline decision (a 404, 4xx or 5xx never
-    agrees with "allowed"), an expectation is unmet (a cell never sent meets none), or,
-    with --strict, a route has no expectation.
+    agrees with "allowed"), an expectation is unmet (a cell never sent, or undecided
+    offline because a guard decides in code, meets none), or, with --strict, a route
+    has no expectation.
     """
     from .. import groups
     from .. import matrix as grid
@@ -161,13 +187,16 @@ def matrix(
     fmt = "json" if state.wants_json(json_output) else fmt
     if fmt not in ("table", "json", "csv", "junit", "html", "markdown"):
         raise typer.BadParameter("use table, json, csv, junit, html or markdown", param_hint="--format")
-    by = by or ("role-set" if fmt in ("table", "html", "markdown") else "user")
+    # a target's per-user sub and scopes are not part of a role set: its columns stay per user unless asked
+    by = by or ("role-set" if fmt in ("table", "html", "markdown") and target_name is None else "user")
     if by not in ("user", "role-set"):
         raise typer.BadParameter("use user or role-set", param_hint="--by")
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
         raise typer.BadParameter("--openapi needs --url")
+    if openapi_url and not openapi:
+        raise typer.BadParameter("--openapi-url goes with --openapi")
     if strict and not expect:
         raise typer.BadParameter("--strict needs --expect FILE", param_hint="--strict")
     expectations = grid.load_expectations(expect) if expect else None
@@ -176,7 +205,7 @@ def matrix(
         result = build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
             params=grid.parse_params(params or []), unsafe=unsafe, expectations=expectations, strict=strict,
-            progress=progress,
+            progress=progress, target=load_target(store, target_name), openapi_url=openapi_url,
         )
     cells, users = result.cells, result.users
     if fmt == "json":

@@ -76,21 +76,42 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing (exit 7 if anything would).")] = False,
     prune: Prune = False,
     generate: Annotated[bool, typer.Option("--generate", help="Users without a password get a generated one (printed once) and the file's status.")] = False,
+    target_secret: Annotated[Optional[list[str]], typer.Option("--target-secret", help="NAME=FILE: a target's signing key, or its username:password lines, from a private file (never in the policy file; repeatable).", show_default=False)] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Make the database match the file: all or nothing, in one transaction, audit-logged.
 
     New users are created disabled without a password, unless --generate. Nothing is
-    removed unless --prune. With --dry-run: exit 0 when nothing would change, 7 when
-    something would.
+    removed unless --prune. A new target needs its secret from --target-secret (or
+    `authctl target add` first): the file never holds one. With --dry-run: exit 0 when
+    nothing would change, 7 when something would.
     """
     from .. import policyfile
 
     policy = policyfile.load(file)
+    secrets = _target_secrets(target_secret or [])
     with state.open_store() as store:
-        result = policyfile.apply(store, policy, prune=prune, generate=generate, dry_run=dry_run, source=file)
+        result = policyfile.apply(store, policy, prune=prune, generate=generate, dry_run=dry_run, source=file,
+                                  secrets=secrets)
+    del secrets
     _plan_out(result, prune=prune, as_json=state.wants_json(json_output))
     raise typer.Exit(DRIFT if dry_run and result.changed else 0)
+
+
+def _target_secrets(pairs: list[str]) -> dict[str, bytes]:
+    """``NAME=FILE`` pairs: each file private (readable by its owner alone), as ``target add`` requires."""
+    from .. import targets
+    from ..errors import InvalidInput
+
+    found: dict[str, bytes] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name.strip() or not path:
+            raise InvalidInput(f"--target-secret takes NAME=FILE, got {pair[:40]!r}")
+        if name.strip() in found:
+            raise InvalidInput(f"--target-secret {name.strip()} given twice")
+        found[name.strip()] = targets.read_private_file(path, "secret file")
+    return found
 
 
 @app.command("diff")

@@ -122,7 +122,8 @@ def serve(
 
 
 def routes(app_spec: AppOpt = None, json_output: JsonFlag = False) -> None:
-    """Every route with its method, path and requirement; flags routes nothing protects."""
+    """Every route with what guards it (authctl requirements, or the app's own schemes, scopes and guards);
+    flags open routes that look like a mistake."""
     from ..routes import inventory, load_app
 
     infos = inventory(load_app(app_spec))
@@ -136,10 +137,13 @@ def routes(app_spec: AppOpt = None, json_output: JsonFlag = False) -> None:
     flagged = [info for info in infos if info.unprotected]
     if flagged:
         render.warn(
-            f"{len(flagged)} route(s) have no authctl requirement and are not marked public: "
-            + ", ".join(f"{i.method} {i.path}" for i in flagged[:5]) + (" …" if len(flagged) > 5 else "")
+            f"{len(flagged)} open route(s) look like a mistake: "
+            + ", ".join(f"{i.method} {i.path} ({i.flag})" for i in flagged[:5]) + (" …" if len(flagged) > 5 else "")
             + "; protect them, or mark them with Depends(auth.public)"
         )
+    guarded = sorted({g.name for i in infos if i.is_native for g in i.native.guards})
+    if guarded:
+        render.note(f"guards decide in code (authctl cannot read them offline): {', '.join(guarded)}")
 
 
 def register(app: typer.Typer) -> None:
