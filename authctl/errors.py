@@ -10,7 +10,8 @@
     │   └── TokenError           exit 3  a token failed verification
     │       ├── TokenMalformed, TokenExpired, TokenNotYetValid, TokenSignatureInvalid,
     │       ├── TokenClaimInvalid, TokenRevoked, TokenTypeMismatch, UnknownKey
-    │       └── TokenUserInvalid  (unknown/disabled user, stale token version)
+    │       ├── TokenUserInvalid  (unknown/disabled user, stale token version)
+    │       └── RefreshReused     (a refresh token used twice: its family is revoked)
     ├── Forbidden                exit 4  the 403 case
     ├── NoRoute                  exit 5  no route matches (404 / 405)
     └── Mismatch                 exit 6  the live server disagrees with the offline decision
@@ -89,6 +90,10 @@ class TokenRevoked(TokenError):
 
 class TokenUserInvalid(TokenError):
     check = "user"
+
+
+class RefreshReused(TokenRevoked):
+    """A refresh token presented a second time: its whole family was revoked."""
 
 
 class Forbidden(AuthctlError):
