@@ -148,9 +148,6 @@ class Hasher:
             return True, self.hash(password)  # rehash from the full password, not the bcrypt prefix
         return ok, None
 
-    def needs_update(self, stored_hash: str) -> bool:
-        return self._context.needs_update(stored_hash)
-
     def dummy_verify(self) -> None:
         """Spend the time of a real verify, so unknown users cost as much as known ones."""
         if self._dummy_hash is None:

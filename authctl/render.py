@@ -494,11 +494,6 @@ def revocation_json(revocation: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- routes
 
 
-def route_json(info: Any) -> dict[str, Any]:
-    """One ``routes.RouteInfo``: method, path, name, kind, requires, requirement, unprotected."""
-    return info.as_dict()
-
-
 def routes_table(infos: Iterable[Any]) -> None:
     """Method, path and what each route requires; routes with no requirement flagged."""
     styles = {"public": "green", "authenticated": "cyan", "scopes": "cyan", "guarded": "magenta", "permission": "",

@@ -922,16 +922,6 @@ class Store:
         )
         return [Permission(name, tuple(roles.split(",")) if roles else ()) for name, roles in rows]
 
-    def roles_granting(self, permission: str) -> list[str]:
-        """Roles that hold ``permission`` directly (exact or via the resource wildcard)."""
-        wildcard = permission.split(":", 1)[0] + ":*"
-        rows = self.conn.execute(
-            "SELECT DISTINCT r.name FROM roles r JOIN role_permissions rp ON rp.role_id = r.id "
-            "JOIN permissions p ON p.id = rp.permission_id WHERE p.name IN (?, ?) ORDER BY r.name",
-            (permission, wildcard),
-        )
-        return [row[0] for row in rows]
-
     # ----------------------------------------------------------------- audit log
 
     def audit_log(self, *, limit: int = 50, action: str | None = None, target: str | None = None) -> list[AuditEntry]:

@@ -128,7 +128,7 @@ def routes(app_spec: AppOpt = None, json_output: JsonFlag = False) -> None:
 
     infos = inventory(load_app(app_spec))
     if state.wants_json(json_output):
-        render.emit_json([render.route_json(info) for info in infos])
+        render.emit_json([info.as_dict() for info in infos])
         return
     if not infos:
         render.note("the app has no routes")
