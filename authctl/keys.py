@@ -12,17 +12,17 @@ the JWK Set.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from .clock import utcnow
 from .errors import InvalidInput, NotFound
+from .jose import b64url_encode
 from .store import SigningKey
 
 if TYPE_CHECKING:
@@ -73,14 +73,6 @@ def algorithm(alg: str) -> "Algorithm":
         _ALGORITHMS.update({name: obj for name, obj in get_default_algorithms().items() if name in SUPPORTED_ALGS})
         found = _ALGORITHMS[alg]
     return found
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def validate_kid(kid: str) -> str:
@@ -212,11 +204,11 @@ def fingerprint(alg: str, key: Any) -> str:
     """A public fingerprint: the RFC 7638 JWK thumbprint (SHA-256), or a one-way hash of a secret."""
     if is_symmetric(alg):
         digest = hashlib.sha256(b"authctl hmac key fingerprint\x00" + bytes(key)).digest()
-        return "hmac:" + _b64url(digest)[:22]
+        return "hmac:" + b64url_encode(digest)[:22]
     jwk = algorithm(alg).to_jwk(_public_of(key), as_dict=True)
     required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}[jwk["kty"]]
     canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"), sort_keys=True)
-    return "sha256:" + _b64url(hashlib.sha256(canonical.encode()).digest())
+    return "sha256:" + b64url_encode(hashlib.sha256(canonical.encode()).digest())
 
 
 def _pem_of(key: Any) -> bytes:
@@ -232,7 +224,7 @@ def _record(alg: str, key: Any, kid: str | None, status: str) -> SigningKey:
     kid = validate_kid(kid) if kid else new_kid(alg)
     material = bytes(key) if is_symmetric(alg) else _pem_of(key)
     return SigningKey(
-        kid=kid, alg=alg, status=status, created_at=_utcnow(), retired_at=None,
+        kid=kid, alg=alg, status=status, created_at=utcnow(), retired_at=None,
         fingerprint=fingerprint(alg, key), public_jwk=public_jwk(alg, key, kid), private_material=material,
     )
 

@@ -14,8 +14,9 @@ _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _PERMISSION = re.compile(r"^([a-z][a-z0-9_-]{0,63}):([a-z][a-z0-9_-]{0,63}|\*)$")
 
 
-def _shown(text: str) -> str:
-    """A short, escaped rendering of untrusted input for error messages."""
+def quoted(value: object) -> str:
+    """A short, escaped rendering of untrusted input for error messages (40 characters at most)."""
+    text = str(value)
     return repr(text[:40] + ("…" if len(text) > 40 else ""))
 
 
@@ -23,12 +24,12 @@ def normalize_username(name: str) -> str:
     """NFKC-normalise and validate a username; returns the stored spelling."""
     name = unicodedata.normalize("NFKC", name)
     if not 1 <= len(name) <= USERNAME_MAX:
-        raise InvalidInput(f"invalid username {_shown(name)}: must be 1-{USERNAME_MAX} characters")
+        raise InvalidInput(f"invalid username {quoted(name)}: must be 1-{USERNAME_MAX} characters")
     for char in name:
         category = unicodedata.category(char)
         if char.isspace() or category[0] in ("C", "Z"):
             raise InvalidInput(
-                f"invalid username {_shown(name)}: no whitespace, control characters or escape sequences"
+                f"invalid username {quoted(name)}: no whitespace, control characters or escape sequences"
             )
     return name
 
@@ -114,7 +115,7 @@ def check_scripts(name: str) -> str:
 def validate_role(name: str) -> str:
     if not _ROLE.match(name):
         raise InvalidInput(
-            f"invalid role name {_shown(name)}: use a lower-case identifier (a-z, 0-9, _ and -, starting with a letter)"
+            f"invalid role name {quoted(name)}: use a lower-case identifier (a-z, 0-9, _ and -, starting with a letter)"
         )
     return name
 
@@ -122,7 +123,7 @@ def validate_role(name: str) -> str:
 def validate_permission(name: str) -> str:
     if not _PERMISSION.match(name):
         raise InvalidInput(
-            f"invalid permission {_shown(name)}: use resource:action in lower case, "
+            f"invalid permission {quoted(name)}: use resource:action in lower case, "
             "or resource:* for every action on a resource"
         )
     return name

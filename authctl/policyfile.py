@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .errors import Conflict, InvalidInput
-from .names import new_username, username_key, validate_permission, validate_role
+from .names import new_username, quoted, username_key, validate_permission, validate_role
 
 if TYPE_CHECKING:
     from .matrix import Expectations
@@ -84,11 +84,6 @@ def nearest(name: str, known: Iterable[str]) -> str:
     return f" (known: {', '.join(known)})" if known and len(known) <= 12 else ""
 
 
-def _shown(name: Any) -> str:
-    text = str(name)
-    return repr(text[:40] + ("…" if len(text) > 40 else ""))
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -117,14 +112,14 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
 
     for key in data:
         if key not in SECTIONS:
-            raise InvalidInput(f"{source}: unknown section {_shown(key)}{nearest(key, SECTIONS)}")
+            raise InvalidInput(f"{source}: unknown section {quoted(key)}{nearest(key, SECTIONS)}")
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise InvalidInput(f"{source}: version {_shown(version)} is not supported (this authctl reads {FORMAT_VERSION})")
+        raise InvalidInput(f"{source}: version {quoted(version)} is not supported (this authctl reads {FORMAT_VERSION})")
     policy = Policy()
     for key, value in _table(data, "settings", source).items():
         if key not in config.SPECS:
-            raise InvalidInput(f"{source}: unknown setting {_shown(key)}{nearest(key, config.SPECS)}")
+            raise InvalidInput(f"{source}: unknown setting {quoted(key)}{nearest(key, config.SPECS)}")
         policy.settings[key] = config.parse_setting(key, value)
     if policy.settings:
         stored = {k: v for k, v in policy.settings.items()}
@@ -146,7 +141,7 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
     for name, spec in policy.roles.items():
         for other in spec.inherits:
             if other not in policy.roles:
-                raise InvalidInput(f"{source}: role {name} inherits unknown role {_shown(other)}{nearest(other, policy.roles)}")
+                raise InvalidInput(f"{source}: role {name} inherits unknown role {quoted(other)}{nearest(other, policy.roles)}")
     _refuse_cycles(policy.roles, source)
     keys: dict[str, str] = {}
     for name, spec in _table(data, "users", source).items():
@@ -158,11 +153,11 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
         fields = _fields(spec, USER_FIELDS, f"user {username}", source)
         status = fields.get("status", "active")
         if status not in STATUSES:
-            raise InvalidInput(f"{source}: user {username}: status must be active or disabled, got {_shown(status)}")
+            raise InvalidInput(f"{source}: user {username}: status must be active or disabled, got {quoted(status)}")
         roles = _names(fields.get("roles", []), f"user {username}: roles", source)
         for role in roles:
             if role not in policy.roles:
-                raise InvalidInput(f"{source}: user {username} has unknown role {_shown(role)}{nearest(role, policy.roles)}")
+                raise InvalidInput(f"{source}: user {username} has unknown role {quoted(role)}{nearest(role, policy.roles)}")
         policy.users[username] = UserSpec(status, roles)
     for name, spec in _table(data, "targets", source).items():
         policy.targets[name] = _target_config(name, spec, source)
@@ -181,14 +176,14 @@ def _target_config(name: str, spec: Any, source: str) -> dict[str, Any]:
     try:
         targets.validate_name(name)
     except InvalidInput as exc:
-        raise InvalidInput(f"{source}: target {_shown(name)}: {exc}") from None
+        raise InvalidInput(f"{source}: target {quoted(name)}: {exc}") from None
     fields = _fields(spec, TARGET_FIELDS, f"target {name}", source)
     mode = fields.get("mode")
     if not isinstance(mode, str):
         raise InvalidInput(f"{source}: target {name}: mode must be one of {', '.join(targets.MODES)}")
     misplaced = [f for f in fields if (f in _TOKEN_FIELDS and mode != "token") or (f == "token_url" and mode != "login")]
     if misplaced:
-        raise InvalidInput(f"{source}: target {name}: {misplaced[0]} does not go with mode {_shown(mode)}")
+        raise InvalidInput(f"{source}: target {name}: {misplaced[0]} does not go with mode {quoted(mode)}")
 
     def text(key: str) -> str | None:
         value = fields.get(key)
@@ -215,7 +210,7 @@ def _target_config(name: str, spec: Any, source: str) -> dict[str, Any]:
         return targets.make_config(
             mode, send=text("send") or "bearer", alg=text("alg"), kid=text("kid"), weak=weak, sub=sub,
             scope_claim=text("scope_claim"), scopes=scopes, iss=text("iss"), aud=text("aud"),
-            claims=tokens._check_extra(per_user("claims")), ttl=config.parse_duration(fields.get("ttl", targets.DEFAULT_TTL)),
+            claims=tokens.check_extra_claims(per_user("claims")), ttl=config.parse_duration(fields.get("ttl", targets.DEFAULT_TTL)),
             token_url=text("token_url"),
         )
     except InvalidInput as exc:
@@ -234,7 +229,7 @@ def _fields(spec: Any, allowed: tuple[str, ...], what: str, source: str) -> Mapp
         raise InvalidInput(f"{source}: {what} must be a table")
     for key in spec:
         if key not in allowed:
-            raise InvalidInput(f"{source}: {what}: unknown field {_shown(key)}{nearest(key, allowed)}")
+            raise InvalidInput(f"{source}: {what}: unknown field {quoted(key)}{nearest(key, allowed)}")
     return spec
 
 
@@ -254,7 +249,7 @@ def _expect_user(user: str, keys: Mapping[str, str], route: str, source: str) ->
         key = None
     if key not in keys:
         raise InvalidInput(
-            f"{source}: expectation {route} names unknown user {_shown(user)}{nearest(user, [*keys.values(), ANONYMOUS])}"
+            f"{source}: expectation {route} names unknown user {quoted(user)}{nearest(user, [*keys.values(), ANONYMOUS])}"
         )
     return keys[key]
 
@@ -570,7 +565,7 @@ def _plan_targets(store: "Store", current: Policy, desired: Policy, result: Plan
 
     for name in secrets:
         if name not in desired.targets:
-            raise InvalidInput(f"--target-secret names target {_shown(name)}, which the file does not have"
+            raise InvalidInput(f"--target-secret names target {quoted(name)}, which the file does not have"
                                + nearest(name, desired.targets))
     for name in sorted(set(current.targets) - set(desired.targets)):
         keep(Change("removed", "target", name, before=current.targets[name]["mode"]))

@@ -383,7 +383,7 @@ def target_detail(data: dict[str, Any], sends: str) -> None:
 
 
 def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:
-    from .tokens import format_utc, relative
+    from .clock import format_utc, relative
 
     fields_: dict[str, Any] = {}
     for name in ("iat", "nbf", "exp"):
@@ -394,7 +394,7 @@ def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:
 
 
 def issued_json(issued: Any, now: int) -> dict[str, Any]:
-    from .tokens import format_utc
+    from .clock import format_utc
 
     return {
         "token": issued.token, "token_type": issued.token_type, "header": issued.header, "claims": issued.claims,
@@ -427,7 +427,7 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
 
     from rich.table import Table
 
-    from .tokens import format_utc, relative
+    from .clock import format_utc, relative
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -484,7 +484,7 @@ def inspection_report(inspection: Any, now: int) -> None:
 
 
 def revocation_json(revocation: Any) -> dict[str, Any]:
-    from .tokens import format_utc
+    from .clock import format_utc
 
     return {"jti": revocation.jti, "revoked": revocation.newly or not revocation.already_expired,
             "newly_revoked": revocation.newly, "already_expired": revocation.already_expired,

@@ -17,14 +17,14 @@ import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from . import config
 from .errors import Conflict, DatabaseError, InvalidInput, NotFound
+from .clock import utcnow
 from .files import touch_private
-from .names import new_username, shown_name, skeleton, username_key, validate_permission, validate_role
+from .names import new_username, quoted, shown_name, skeleton, username_key, validate_permission, validate_role
 
 APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other SQLite file
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -32,10 +32,6 @@ DEFAULT_DB = "authctl.db"
 BUSY_TIMEOUT_S = 5.0
 ACCESS_CACHE_SIZE = 4096
 MAX_LEEWAY_S = 300  # the largest `leeway` setting
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def resolve_db_path(option: str | os.PathLike | None = None) -> Path:
@@ -543,7 +539,7 @@ class Store:
     def get_user(self, name: str) -> User:
         user = self.find_user(name)
         if user is None:
-            raise NotFound(f"no user named {normalize_or_repr(name)}")
+            raise NotFound(f"no user named {quoted(name)}")
         return user
 
     def find_user_by_uid(self, uid: str) -> User | None:
@@ -617,7 +613,7 @@ class Store:
                     raise Conflict(f"user {username!r} already exists") from None
                 for role in roles:
                     if role not in role_ids:
-                        raise NotFound(f"no role named {normalize_or_repr(role)}")
+                        raise NotFound(f"no role named {quoted(role)}")
                     self.conn.execute("INSERT OR IGNORE INTO user_roles VALUES (?, ?)", (cursor.lastrowid, role_ids[role]))
             self._audit("user.import", f"{len(records)} users", {"count": len(records)})
         return len(records)
@@ -779,7 +775,7 @@ class Store:
     def _role_id(self, name: str) -> int:
         row = self.conn.execute("SELECT id FROM roles WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise NotFound(f"no role named {normalize_or_repr(name)}")
+            raise NotFound(f"no role named {quoted(name)}")
         return row[0]
 
     def add_role(self, name: str, description: str = "", inherits: Sequence[str] = ()) -> Role:
@@ -910,7 +906,7 @@ class Store:
                     "(SELECT id FROM permissions WHERE name = ?)", (role_id, permission)
                 )
                 if not cursor.rowcount:
-                    raise NotFound(f"role {role!r} is not granted {normalize_or_repr(permission)}")
+                    raise NotFound(f"role {role!r} is not granted {quoted(permission)}")
                 self._audit("role.revoke", role, {"permission": permission})
         return self.get_role(role)
 
@@ -972,7 +968,7 @@ class Store:
         with self.transaction():
             row = self.conn.execute("SELECT status FROM signing_keys WHERE kid = ?", (kid,)).fetchone()
             if row is None:
-                raise NotFound(f"no key with kid {normalize_or_repr(kid)}")
+                raise NotFound(f"no key with kid {quoted(kid)}")
             if row[0] == "active":
                 raise Conflict(f"key {kid!r} is the active signing key; `authctl key rotate` first")
             if row[0] == "retired":
@@ -1020,14 +1016,14 @@ class Store:
                 done = self.conn.execute("UPDATE targets SET config = ?, secret = ? WHERE name = ?",
                                          (json.dumps(config_doc, sort_keys=True), secret, name))
             if done.rowcount == 0:
-                raise NotFound(f"no target named {normalize_or_repr(name)}")
+                raise NotFound(f"no target named {quoted(name)}")
             self._audit("target.change", name, {"mode": config_doc.get("mode"), "send": config_doc.get("send"),
                                                 "secret": secret is not None})
 
     def remove_target(self, name: str) -> None:
         with self.transaction():
             if self.conn.execute("DELETE FROM targets WHERE name = ?", (name,)).rowcount == 0:
-                raise NotFound(f"no target named {normalize_or_repr(name)}")
+                raise NotFound(f"no target named {quoted(name)}")
             self._audit("target.remove", name)
 
     # ----------------------------------------------------------------- revocations
@@ -1175,10 +1171,6 @@ LEFT JOIN role_permissions rp ON rp.role_id = c.role_id
 LEFT JOIN permissions p ON p.id = rp.permission_id
 ORDER BY c.via IS NOT NULL, r.name, p.name
 """
-
-
-def normalize_or_repr(text: str) -> str:
-    return repr(text[:40] + ("…" if len(text) > 40 else ""))
 
 
 def _os_user() -> str:

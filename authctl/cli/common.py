@@ -249,3 +249,28 @@ def make_lazy(app: "typer.Typer") -> None:
     cls.lazy_source = (app.registered_commands, app.registered_groups)
     cls.lazy_options = {"pretty_exceptions_short": app.pretty_exceptions_short}
     app.registered_commands, app.registered_groups = [], []
+
+
+def parse_claim_options(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs from ``--claim``; a value that parses as JSON is taken as JSON."""
+    import json
+
+    from ..jose import no_constant
+    from ..names import quoted
+
+    claims: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InvalidInput(f"--claim needs key=value, got {quoted(pair)}")
+        if name in claims:
+            raise InvalidInput(f"claim {name!r} given twice")
+        try:
+            value: Any = json.loads(raw, parse_constant=no_constant)
+        except ValueError:
+            value = raw
+        claims[name] = value
+    from ..tokens import check_extra_claims
+
+    return check_extra_claims(claims)

@@ -9,7 +9,7 @@ import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import JsonFlag, state
+from .common import JsonFlag, parse_claim_options, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def add(
     json_output: JsonFlag = False,
 ) -> None:
     """Describe how to authenticate to an app: a token template, its own login, HTTP Basic, or fixed keys."""
-    from .. import config, targets, tokens
+    from .. import config, targets
 
     if sum(bool(x) for x in (login, basic, static)) > 1:
         raise InvalidInput("choose one of --login, --basic and --static")
@@ -66,7 +66,7 @@ def add(
             store, name, mode=mode, send=send, key=key, alg=alg, kid=kid, allow_weak=unsafe_weak_secret,
             sub=targets.parse_per_user(user_sub or [], "--user-sub"), scope_claim=scope_claim,
             scopes=targets.parse_per_user(user_scopes or [], "--user-scopes"), iss=iss, aud=aud,
-            claims=tokens.parse_claim_options(claim or []), ttl=config.parse_duration(ttl), token_url=login,
+            claims=parse_claim_options(claim or []), ttl=config.parse_duration(ttl), token_url=login,
             passwords=passwords,
         )
     del key, passwords

@@ -10,7 +10,7 @@ import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import JsonFlag, state
+from .common import JsonFlag, parse_claim_options, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -76,7 +76,7 @@ def issue(
     """Sign a token for a user; prints the token alone (pipe-friendly), --json adds claims and expiry."""
     from .. import tokens
 
-    extra = tokens.parse_claim_options(claim or [])
+    extra = parse_claim_options(claim or [])
     now = int(time.time())
     with state.open_store() as store:
         issued = tokens.issue(
@@ -207,7 +207,7 @@ def revoke(
     json_output: JsonFlag = False,
 ) -> None:
     """Denylist a token by its jti until it would have expired."""
-    from .. import tokens
+    from .. import clock, tokens
 
     if jti is not None and token is not None:
         raise InvalidInput("give a token or --jti, not both")
@@ -219,6 +219,6 @@ def revoke(
     elif result.already_expired:
         render.note(f"token {result.jti} has already expired; nothing to revoke")
     elif result.newly:
-        render.success(f"revoked {result.jti} until {tokens.format_utc(result.expires_at)}")
+        render.success(f"revoked {result.jti} until {clock.format_utc(result.expires_at)}")
     else:
         render.note(f"{result.jti} was already revoked")
