@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import csvsafe
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
 from .files import decode_utf8
 from .names import new_username, shown_name, skeleton, username_key
 
@@ -156,7 +156,7 @@ def parse_import(
                 raise InvalidInput(f"user {username!r} appears again (first on line {seen[key]})")
             seen[key] = line
             if existing_user(username):
-                raise InvalidInput(f"user {username!r} already exists")
+                raise Conflict(f"user {username!r} already exists")
             shape = skeleton(username)
             if shape in shapes:
                 first_line, first = shapes[shape]
@@ -180,7 +180,7 @@ def parse_import(
             if unknown:
                 raise InvalidInput(f"unknown role(s): {', '.join(unknown)}")
             rows.append(ImportRow(line, username, password, password_hash, roles, _disabled(record.get("disabled"))))
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:
             errors.append(f"line {line}: {exc}")
     return ImportReport(rows, errors)
 

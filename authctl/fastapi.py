@@ -45,7 +45,7 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 
 from . import policy
 from .errors import DatabaseError, InvalidInput, TokenError
-from .policy import AUTHENTICATED, PUBLIC, Requirement
+from .policy import AUTHENTICATED, PUBLIC, REQUIREMENT_ATTR, Requirement
 from .sessions import Sessions
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Auth", "public", "requirement_of", "offline_docs", "internal_error_handler", "whoami_view", "REQUIREMENT_ATTR"]
 
-#: The attribute every authctl dependency callable (and any route marked with one) carries.
-REQUIREMENT_ATTR = "authctl_requirement"
 
 _AUTHN_STATE = "authctl_authentication"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -2,7 +2,7 @@
 
 Requests never follow redirects, have bounded timeouts, and a bearer token is not
 sent over plain HTTP to a host other than loopback unless explicitly allowed.
-Connection failures become one-line ``AuthctlError``s (exit 1).
+Connection failures become one-line ``ConnectionFailed`` errors (exit 1).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from .errors import AuthctlError, InvalidInput
+from .errors import AuthctlError, ConnectionFailed, InvalidInput
 from .policy import Outcome
 
 KEY_HEADERS = ("www-authenticate", "content-type", "cache-control", "location")
@@ -125,11 +125,11 @@ async def _send_all(
                 raw = await client.request(request.method, request.path, headers=headers, params=params or None,
                                            cookies=cookies or None)
             except httpx.ConnectError:
-                raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
+                raise ConnectionFailed(f"cannot connect to {target}: connection refused (is the server running?)") from None
             except httpx.TimeoutException:
-                raise AuthctlError(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
+                raise ConnectionFailed(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
             except httpx.HTTPError as exc:
-                raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+                raise ConnectionFailed(f"request to {target} failed: {type(exc).__name__}") from None
             sent = bool(request.token) or (request.credential is not None and bool(headers or params or cookies))
             responses.append(_response(raw, sent_credentials=sent))
             if on_response is not None:
@@ -150,7 +150,7 @@ async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], targe
         try:
             raw = await client.post(login.token_url, data={"username": login.username, "password": login.password})
         except httpx.HTTPError as exc:
-            raise AuthctlError(f"login as {login.username} at {login.token_url} on {target} failed: {type(exc).__name__}") from None
+            raise ConnectionFailed(f"login as {login.username} at {login.token_url} on {target} failed: {type(exc).__name__}") from None
         try:
             body = raw.json()
         except ValueError:
@@ -216,11 +216,11 @@ async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: f
                     chunks.append(chunk)
                 return raw.status_code, b"".join(chunks)
         except httpx.ConnectError:
-            raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
+            raise ConnectionFailed(f"cannot connect to {target}: connection refused (is the server running?)") from None
         except httpx.TimeoutException:
-            raise AuthctlError(f"GET {path} on {target} timed out after {timeout:g} s") from None
+            raise ConnectionFailed(f"GET {path} on {target} timed out after {timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+            raise ConnectionFailed(f"request to {target} failed: {type(exc).__name__}") from None
 
 
 def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit: int = 10 * 1024 * 1024,

@@ -32,31 +32,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import unquote
 
-from .errors import InvalidInput, NoRoute
-from .policy import PUBLIC, Decision, Outcome, Requirement
+from .errors import InvalidInput, MethodNotAllowed, RouteNotFound
+from .policy import PUBLIC, REQUIREMENT_ATTR, Decision, Outcome, Requirement
 
 if TYPE_CHECKING:
     from .store import Store
 
 DEFAULT_APP = "authctl.app:app"
-REQUIREMENT_ATTR = "authctl_requirement"  # the same name authctl.fastapi sets
 _KIND_RANK = {"public": 0, "authenticated": 1, "permission": 2}
-
-
-class RouteNotFound(NoRoute):
-    """No route matches the path (the server answers 404)."""
-
-    status = 404
-
-
-class MethodNotAllowed(NoRoute):
-    """The path matches, the method does not (the server answers 405)."""
-
-    status = 405
-
-    def __init__(self, message: str, allowed: tuple[str, ...]):
-        super().__init__(message)
-        self.allowed = allowed
 
 
 @dataclass(frozen=True)

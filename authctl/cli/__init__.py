@@ -41,9 +41,9 @@ class BoundaryGroup(LazyGroup):
 
             if _is_sqlite_error(exc):  # e.g. a damaged page met by a query after the file opened fine
                 error(_sqlite_message(exc))
-                raise typer.Exit(1) from None
+                raise typer.Exit(AuthctlError.exit_code) from None
             error(f"internal error ({type(exc).__name__}); rerun with AUTHCTL_DEBUG=1 for the traceback")
-            raise typer.Exit(1) from None
+            raise typer.Exit(AuthctlError.exit_code) from None
 
 
 def _is_click_exception(exc: Exception) -> bool:

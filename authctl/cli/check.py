@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import render
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Mismatch
 from .common import JsonFlag, state
 
 AppOption = Annotated[Optional[str], typer.Option("--app", help="module:attr of your FastAPI app (default: the bundled demo).")]
@@ -225,7 +225,7 @@ def matrix(
     else:
         render.matrix_table(cells, users, result.groups)
     render.matrix_notes(result)
-    raise typer.Exit(6 if result.failed else 0)
+    raise typer.Exit(Mismatch.exit_code if result.failed else 0)
 
 
 def register(app: typer.Typer) -> None:
@@ -268,4 +268,4 @@ def demo(
         })
     else:
         render.demo_report(result, now, keep)
-    raise typer.Exit(6 if result.failed else 0)
+    raise typer.Exit(Mismatch.exit_code if result.failed else 0)

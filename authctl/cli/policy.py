@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import render
+from ..errors import Mismatch
 from .common import JsonFlag, state
 
 app = typer.Typer(no_args_is_help=True)
@@ -160,4 +161,4 @@ def test(
         sys.stdout.write(testing.to_junit(report))
     else:
         render.policy_report(report)
-    raise typer.Exit(0 if report.ok else 6)
+    raise typer.Exit(0 if report.ok else Mismatch.exit_code)

@@ -14,7 +14,6 @@ AppOpt = Annotated[
     Optional[str],
     typer.Option("--app", help="The app as module:attribute (default: the bundled demo app authctl.app:app)."),
 ]
-DEFAULT_APP = "authctl.app:app"
 
 
 def _url(host: str, port: int) -> str:
@@ -78,6 +77,8 @@ def serve(
         store.settings()
     if reload and workers > 1:
         raise InvalidInput("choose one of --reload and --workers")
+    from ..routes import DEFAULT_APP
+
     spec = app_spec or DEFAULT_APP
     os.environ["AUTHCTL_DB"] = str(path.resolve())
     if state.insecure_permissions:

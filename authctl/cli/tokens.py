@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .. import render
-from ..errors import InvalidInput
+from ..errors import InvalidInput, TokenError
 from .common import JsonFlag, parse_claim_options, state
 
 app = typer.Typer(no_args_is_help=True)
@@ -126,7 +126,7 @@ def inspect(
     else:
         render.inspection_report(inspection, now)
     if not inspection.valid:
-        raise typer.Exit(3)
+        raise typer.Exit(TokenError.exit_code)
 
 
 def _foreign_ring(token, key_file, secret_stdin, jwks_file, alg):

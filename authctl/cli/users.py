@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .. import render
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput
 from .common import Generate, JsonFlag, PasswordStdin, read_new_password, read_stdin, state
 
 app = typer.Typer(no_args_is_help=True)
@@ -48,7 +48,7 @@ def add(
     with state.open_store() as store:
         username = new_username(name, allow_mixed_script=allow_mixed_script)
         if store.find_user(username):
-            raise InvalidInput(f"user {username!r} already exists")
+            raise Conflict(f"user {username!r} already exists")
         store.refuse_look_alike(username)  # before the password is asked for; add_user checks again
         for each in role or []:
             store.get_role(each)
