@@ -35,7 +35,7 @@ class ImportRow:
 @dataclass
 class ImportReport:
     rows: list[ImportRow]
-    errors: list[str]
+    errors: list[InvalidInput]  # one per bad row, "line N: ..." (with the hint of its cause)
 
 
 def detect_format(path: str, text: str) -> str:
@@ -142,12 +142,12 @@ def parse_import(
     ``look_alike(name)`` names an existing user whose name looks like ``name`` (UTS #39).
     """
     rows: list[ImportRow] = []
-    errors: list[str] = []
+    errors: list[InvalidInput] = []
     seen: dict[str, int] = {}
     shapes: dict[str, tuple[int, str]] = {}
     for line, record in read_records(text, fmt):
         if isinstance(record, str):
-            errors.append(f"line {line}: {record}")
+            errors.append(InvalidInput(f"line {line}: {record}"))
             continue
         try:
             username = new_username(str(record.get("username") or ""), allow_mixed_script=allow_mixed_script)
@@ -181,7 +181,7 @@ def parse_import(
                 raise InvalidInput(f"unknown role(s): {', '.join(unknown)}")
             rows.append(ImportRow(line, username, password, password_hash, roles, _disabled(record.get("disabled"))))
         except (InvalidInput, Conflict) as exc:
-            errors.append(f"line {line}: {exc}")
+            errors.append(InvalidInput(f"line {line}: {exc}", hint=exc.hint))
     return ImportReport(rows, errors)
 
 

@@ -230,9 +230,9 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
 
 
 def require_safe_method(method: str, unsafe: bool, where: str = "a live server") -> None:
-    """Mutating methods reach real data only with ``--unsafe`` (a running server, an app not on a snapshot)."""
+    """Mutating methods reach real data only when ``unsafe`` (a running server, an app not on a snapshot)."""
     if method not in SAFE_METHODS and not unsafe:
-        raise InvalidInput(f"{method} may change data on {where}: add --unsafe to send it")
+        raise InvalidInput(f"{method} may change data on {where}", hint="unsafe")
 
 
 def check_live(result: CheckResult, store: "Store", app_spec: str | None, *, url: str | None = None,

@@ -280,10 +280,7 @@ def import_key(data: bytes, *, alg: str | None = None, kid: str | None = None, a
             raise InvalidInput(f"this is {material.label}, not a shared secret: key material is never an HMAC secret")
     if material is None:
         if not hmac:
-            raise InvalidInput(
-                "not a private key authctl recognises (PEM, DER, JWK or OpenSSH); "
-                "to import a raw HMAC secret, pass --hmac"
-            )
+            raise InvalidInput("not a private key authctl recognises (PEM, DER, JWK or OpenSSH)", hint="hmac")
         key: Any = data.rstrip(b"\r\n")
         if not key:
             raise InvalidInput("the secret is empty")
@@ -429,8 +426,8 @@ def foreign_pem(data: bytes, alg: str | None = None) -> KeyRing:
 
     material = recognise(data)
     if material is None:
-        raise InvalidInput("--key needs a public key or certificate (PEM, DER, JWK or OpenSSH); "
-                           "for an HMAC secret use --secret-stdin")
+        raise InvalidInput("verifying needs a public key or certificate (PEM, DER, JWK or OpenSSH)",
+                           hint="secret_stdin")
     if material.kind == PRIVATE:
         raise InvalidInput(f"this is {material.label}; --key takes the public key only "
                            "(e.g. `openssl pkey -pubout -in KEY`)")
@@ -456,7 +453,7 @@ def foreign_secret(secret: bytes, alg: str | None = None) -> KeyRing:
         raise InvalidInput("no secret on stdin")
     material = recognise(secret)
     if material is not None:
-        raise InvalidInput(f"this is {material.label}, not a shared secret: use --key or --jwks for keys")
+        raise InvalidInput(f"this is {material.label}, not a shared secret", hint="public_keys")
     check_strength(alg, secret)
     return KeyRing([LoadedKey("(--secret-stdin)", alg, "verifying", secret)], any_kid=True, source="--secret-stdin")
 
@@ -482,7 +479,7 @@ def foreign_jwks(text: str | bytes) -> KeyRing:
             continue
         if entry.get("kty") == "oct":
             raise InvalidInput(f"key #{index + 1} of the JWK Set is a shared secret (kty oct): a JWK Set is "
-                               "public material; verify HMAC tokens with --secret-stdin")
+                               "public material", hint="secret_stdin_hmac")
         if PRIVATE_JWK_MEMBERS & set(entry):
             raise InvalidInput(f"key #{index + 1} of the JWK Set has private members; verifying needs "
                                "only the public key (publish `authctl key jwks`, never private members)")

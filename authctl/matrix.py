@@ -322,7 +322,7 @@ def build(
         spec_path = openapi_url or getattr(app, "openapi_url", None) or "/openapi.json"
         status, body = probe.fetch_document(spec_path, url=url)
         if status != 200:
-            raise InvalidInput(f"{url}{spec_path} answered {status}; give --openapi-url PATH if it is served elsewhere")
+            raise InvalidInput(f"{url}{spec_path} answered {status}", hint="openapi_url")
         from . import openapi as spec_reader
 
         cells = spec_cells(store, spec_reader.operations(spec_reader.parse(body, f"{url}{spec_path}")),

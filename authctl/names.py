@@ -106,8 +106,7 @@ def check_scripts(name: str) -> str:
         scripts = scripts_of(name)
         what = f"mixes scripts ({', '.join(scripts)})" if len(scripts) > 1 else "mixes scripts or digit systems"
         raise InvalidInput(
-            f"invalid username {shown_name(name)}: it {what}, as look-alike names do; "
-            "pass --allow-mixed-script if it is really meant"
+            f"invalid username {shown_name(name)}: it {what}, as look-alike names do", hint="mixed_script"
         )
     return name
 

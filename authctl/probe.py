@@ -62,7 +62,7 @@ def check_transport(url: str, *, sends_token: bool, insecure_transport: bool) ->
         raise InvalidInput(f"invalid URL {url[:80]!r}: use http(s)://host[:port]")
     if sends_token and parts.scheme == "http" and not is_loopback(parts.hostname) and not insecure_transport:
         raise InvalidInput(
-            f"refusing to send a bearer token over plain HTTP to {parts.hostname}; use https, or --insecure-transport"
+            f"refusing to send a bearer token over plain HTTP to {parts.hostname}; use https", hint="insecure_transport"
         )
 
 
@@ -71,7 +71,7 @@ def check_path(path: str) -> str:
     (and the bearer token with it) to whatever host it names."""
     parts = urlsplit(path)
     if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//"):
-        raise InvalidInput(f"{path[:80]!r} is not a path on the server: give /path (the host comes from --url)")
+        raise InvalidInput(f"{path[:80]!r} is not a path on the server: give /path", hint="url_host")
     return path
 
 

@@ -253,7 +253,7 @@ def _check_file(path: Path, insecure_permissions: bool) -> None:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise DatabaseError(f"no database at {path}: run `authctl init` (or pass --db / set AUTHCTL_DB)") from None
+        raise DatabaseError(f"no database at {path}: run `authctl init`", hint="db") from None
     except OSError as exc:
         raise DatabaseError(f"cannot read {path}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
@@ -262,7 +262,7 @@ def _check_file(path: Path, insecure_permissions: bool) -> None:
         mode = stat.S_IMODE(info.st_mode)
         raise DatabaseError(
             f"{path} is readable or writable by group/others (mode {mode:04o}); "
-            f"fix with `chmod 600 {path}`, or pass --insecure-permissions"
+            f"fix with `chmod 600 {path}`", hint="insecure_permissions"
         )
     try:
         with open(path, "rb") as handle:
@@ -872,8 +872,8 @@ class Store:
             ).fetchone()[0]
             if (role.members or includers) and not force:
                 raise Conflict(
-                    f"role {name!r} is assigned to {role.members} user(s) and inherited by {includers} role(s); "
-                    "pass --force to remove it everywhere"
+                    f"role {name!r} is assigned to {role.members} user(s) and inherited by {includers} role(s)",
+                    hint="force",
                 )
             self.conn.execute("DELETE FROM user_roles WHERE role_id = ?", (role_id,))
             self.conn.execute("DELETE FROM role_inherits WHERE role_id = ? OR included_id = ?", (role_id, role_id))

@@ -169,7 +169,7 @@ def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple
         keys.check_strength(chosen, secret)
     except InvalidInput as exc:
         if not allow_weak:
-            raise InvalidInput(f"{exc}; if the app really uses it, add --unsafe-weak-secret (for this target only)") from None
+            raise InvalidInput(str(exc), hint="weak_secret") from None
         return chosen, secret, True
     return chosen, secret, False
 

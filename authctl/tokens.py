@@ -472,8 +472,8 @@ def issue(
         raise InvalidInput("the lifetime must be positive")
     if lifetime > settings.max_ttl:
         raise InvalidInput(
-            f"a lifetime of {format_duration(lifetime)} is above max_ttl ({format_duration(settings.max_ttl)}); "
-            "shorten --ttl or raise it with `authctl config set max_ttl ...`"
+            f"a lifetime of {format_duration(lifetime)} is above max_ttl ({format_duration(settings.max_ttl)})",
+            hint="ttl",
         )
     key = ctx.ring.active
     if key is None:
@@ -774,7 +774,7 @@ def revoke(
     now = int(time.time()) if now is None else int(now)
     settings = ctx.settings
     if (token is None) == (jti is None):
-        raise InvalidInput("give a token or --jti, not both")
+        raise InvalidInput("give a token or a jti, not both")
     if token is not None:
         parsed = jose.parse(token)
         key = _signing_key(ctx.ring, parsed.header)

@@ -28,7 +28,7 @@ class BoundaryGroup(LazyGroup):
                 raise
             from ..render import error
 
-            error(str(exc))
+            error(with_hint(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -44,6 +44,38 @@ class BoundaryGroup(LazyGroup):
                 raise typer.Exit(AuthctlError.exit_code) from None
             error(f"internal error ({type(exc).__name__}); rerun with AUTHCTL_DEBUG=1 for the traceback")
             raise typer.Exit(AuthctlError.exit_code) from None
+
+
+#: The one place library errors meet command-line options: a library message never names a
+#: flag; an error that carries ``hint`` gets this advice appended (``errors.AuthctlError``).
+HINTS = {
+    "unsafe": ": add --unsafe to send it",
+    "insecure_transport": ", or --insecure-transport",
+    "url_host": " (the host comes from --url)",
+    "mixed_script": "; pass --allow-mixed-script if it is really meant",
+    "force": "; pass --force to remove it everywhere",
+    "insecure_permissions": ", or pass --insecure-permissions",
+    "db": " (or pass --db / set AUTHCTL_DB)",
+    "weak_secret": "; if the app really uses it, add --unsafe-weak-secret (for this target only)",
+    "hmac": "; to import a raw HMAC secret, pass --hmac",
+    "secret_stdin": "; for an HMAC secret use --secret-stdin",
+    "secret_stdin_hmac": "; verify HMAC tokens with --secret-stdin",
+    "public_keys": ": use --key or --jwks for keys",
+    "openapi_url": "; give --openapi-url PATH if it is served elsewhere",
+    "ttl": "; shorten --ttl or raise it with `authctl config set max_ttl ...`",
+}
+
+
+def with_hint(exc: AuthctlError) -> str:
+    """The error's one line, with the CLI's advice for its ``hint``: its own, or that of the
+    error it was raised from (a library error re-raised with more context keeps its hint)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        hint = getattr(cause, "hint", None)
+        if hint:
+            return str(exc) + HINTS.get(hint, "")
+        cause = cause.__cause__ or cause.__context__
+    return str(exc)
 
 
 def _is_click_exception(exc: Exception) -> bool:

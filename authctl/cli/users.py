@@ -220,8 +220,10 @@ def import_users(
             allow_mixed_script=allow_mixed_script,
         )
         if report.errors:
-            for message in report.errors:
-                render.err().print(render.text(message, "red"))
+            from . import with_hint
+
+            for row_error in report.errors:
+                render.err().print(render.text(with_hint(row_error), "red"))
             raise InvalidInput(f"{len(report.errors)} bad row(s) in {file}; nothing was imported")
         if not report.rows:
             raise InvalidInput(f"{file} holds no users")
