@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from .errors import InvalidInput
 
@@ -31,7 +31,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 class Subject:
     """Who the request claims to be: a user (token minted here), a given token, or nobody."""
 
-    kind: str  # user | token | anonymous
+    kind: Literal["user", "token", "anonymous"]
     label: str
     token: str | None = field(default=None, repr=False)
     minted_kid: str | None = None
@@ -299,7 +299,9 @@ def check_json(result: CheckResult) -> dict[str, Any]:
         "native": None,
         "live": None,
     }
-    if getattr(decision, "native", None) is not None:
+    from .routes import NativeDecision
+
+    if isinstance(decision, NativeDecision) and decision.native is not None:
         data["native"] = {
             "target": result.subject.target,
             "steps": [{"ok": ok, "name": name, "detail": detail} for ok, name, detail in decision.steps],

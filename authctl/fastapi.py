@@ -34,6 +34,7 @@ on one reused connection.
 from __future__ import annotations
 
 import json
+from enum import Enum
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
@@ -193,7 +194,8 @@ class Auth:
             raise _unauthenticated(decision)
         if decision.status == policy.FORBIDDEN:
             raise HTTPException(403, self._forbidden_detail(decision))
-        return authentication.identity.user  # type: ignore[union-attr]
+        assert authentication.identity is not None  # allowed past authentication: there is an identity
+        return authentication.identity.user
 
     def _forbidden_detail(self, decision: policy.Decision) -> str:
         try:
@@ -241,7 +243,7 @@ class Auth:
     def _build_router(self, target: Any = None) -> APIRouter:
         router = target if target is not None else APIRouter()
         prefix = self.prefix
-        tags = list(self.tags)
+        tags: list[str | Enum] = list(self.tags)
         auth = self
 
         @router.post(

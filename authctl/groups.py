@@ -19,7 +19,7 @@ cells are the same, so a user whose answer differs keeps a column of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .errors import InvalidInput
 from .matrix import ANONYMOUS, Cell, decided_cell
@@ -93,7 +93,7 @@ def _unique_names(groups: list[Group]) -> None:
             group.name = f"{group.name} #{count + 1}"
 
 
-def decide_groups(store: "Store", app: Any, groups: list[Group], decidable: list[tuple[Any, Any, Mapping[str, Any]]]) -> list[Cell]:
+def decide_groups(store: "Store", app: Any, groups: list[Group], decidable: Sequence[tuple[Any, Any, Mapping[str, Any]]]) -> list[Cell]:
     """One decision per group and route, with a token minted for the group's first member."""
     from . import explain, routes
 

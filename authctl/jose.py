@@ -43,7 +43,7 @@ def b64url_encode(data: bytes) -> str:
 
 
 _B64_VALUE = {char: index for index, char in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
-_PADDING = ("", None, "==", "=")
+_PADDING = ("", "", "==", "=")  # a length of 4n+1 is refused before padding
 _UNUSED_BITS = (0, 0, 0x0F, 0x03)  # by length % 4: low bits of the last character that must be zero
 
 

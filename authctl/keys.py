@@ -18,12 +18,12 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .clock import utcnow
 from .errors import InvalidInput, NotFound
 from .jose import b64url_encode
-from .store import SigningKey
+from .store import KeyStatus, SigningKey
 
 if TYPE_CHECKING:
     from jwt.algorithms import Algorithm
@@ -219,7 +219,7 @@ def _pem_of(key: Any) -> bytes:
     )
 
 
-def _record(alg: str, key: Any, kid: str | None, status: str) -> SigningKey:
+def _record(alg: str, key: Any, kid: str | None, status: "KeyStatus") -> SigningKey:
     check_strength(alg, key)
     kid = validate_kid(kid) if kid else new_kid(alg)
     material = bytes(key) if is_symmetric(alg) else _pem_of(key)
@@ -243,7 +243,8 @@ def generate(alg: str = DEFAULT_ALG, *, rsa_bits: int = RSA_DEFAULT_BITS, kid: s
     elif alg.startswith("ES"):
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        curve = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}[alg]()
+        curves: dict[str, Callable[[], ec.EllipticCurve]] = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+        curve = curves[alg]()
         key = ec.generate_private_key(curve)
     else:
         from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -330,7 +331,7 @@ class LoadedKey:
 
     kid: str
     alg: str
-    status: str
+    status: "KeyStatus"
     verify_key: Any = field(repr=False)
     sign_key: Any = field(default=None, repr=False)
 

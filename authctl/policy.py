@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from .errors import AuthctlError, AuthenticationError, Forbidden, NoRoute, TokenError
 from .names import permission_satisfied, validate_permission
@@ -87,6 +87,10 @@ _OUTCOME_ERRORS: dict[Outcome, type[AuthctlError]] = {
 }
 
 
+RequirementKind = Literal["public", "authenticated", "permission"]
+RequirementMode = Literal["all", "any"]
+
+
 @dataclass(frozen=True)
 class Requirement:
     """What a route needs. ``kind`` is public, authenticated or permission.
@@ -96,9 +100,9 @@ class Requirement:
     when it equals the caller's own user id ("or the student themselves").
     """
 
-    kind: str
+    kind: RequirementKind
     permissions: tuple[str, ...] = ()
-    mode: str = "all"
+    mode: RequirementMode = "all"
     owner_param: str | None = None
 
     def __post_init__(self) -> None:
@@ -221,7 +225,8 @@ def authorize(
     access = store.access(user)
     granted = {p: access.permissions[g] for p in requirement.permissions if (g := permission_satisfied(p, access.permissions))}
     missing = tuple(p for p in requirement.permissions if p not in granted)
-    owner_match = bool(requirement.owner_param) and _is_owner(user, (path_params or {}).get(requirement.owner_param))
+    owner_param = requirement.owner_param
+    owner_match = bool(owner_param and _is_owner(user, (path_params or {}).get(owner_param)))
     satisfied = (not missing) if requirement.mode == "all" else bool(granted)
     if satisfied or owner_match:
         if satisfied:

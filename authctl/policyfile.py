@@ -23,7 +23,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from .errors import Conflict, InvalidInput
 from .names import new_username, quoted, username_key, validate_permission, validate_role
@@ -54,7 +54,7 @@ class RoleSpec:
 
 @dataclass(frozen=True)
 class UserSpec:
-    status: str = "active"
+    status: Literal["active", "disabled"] = "active"
     roles: tuple[str, ...] = ()
 
 
@@ -244,10 +244,10 @@ def _expect_user(user: str, keys: Mapping[str, str], route: str, source: str) ->
     if user.casefold() == ANONYMOUS:
         return ANONYMOUS
     try:
-        key = username_key(user)
+        key: str | None = username_key(user)
     except InvalidInput:
         key = None
-    if key not in keys:
+    if key is None or key not in keys:
         raise InvalidInput(
             f"{source}: expectation {route} names unknown user {quoted(user)}{nearest(user, [*keys.values(), ANONYMOUS])}"
         )
@@ -518,41 +518,41 @@ def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool
             keep(Change("removed", "user", name, before=current.users[name].status))
     passwordless = {u.username for u in store.list_users() if not u.password_hash}
     for name in sorted(desired.users, key=username_key):
-        user = desired.users[name]
+        spec = desired.users[name]
         existing_name = current_users.get(username_key(name))
         if existing_name is None:
-            status = user.status if generate or users_as_file else "disabled"
+            status = spec.status if generate or users_as_file else "disabled"
             result.new_users.append(name)
             result.changes.append(Change("added", "user", name, after=status))
-            if status != user.status:
+            if status != spec.status:
                 result.held.append(name)
-            result.changes += [Change("added", "user.role", name, role) for role in user.roles]
+            result.changes += [Change("added", "user.role", name, role) for role in spec.roles]
             continue
-        existing = current.users[existing_name]
-        for role in existing.roles:
-            if role not in user.roles:
-                keep(Change("removed", "user.role", existing_name, role))
-        result.changes += [Change("added", "user.role", existing_name, role) for role in user.roles
-                           if role not in existing.roles]
-        if existing.status == user.status:
+        present = current.users[existing_name]
+        for role_name in present.roles:
+            if role_name not in spec.roles:
+                keep(Change("removed", "user.role", existing_name, role_name))
+        result.changes += [Change("added", "user.role", existing_name, role) for role in spec.roles
+                           if role not in present.roles]
+        if present.status == spec.status:
             continue
-        if user.status == "active" and existing_name in passwordless and not users_as_file:
+        if spec.status == "active" and existing_name in passwordless and not users_as_file:
             if not generate:  # an account is never enabled without a password
                 result.held.append(existing_name)
                 continue
             result.changes.append(Change("added", "user.password", existing_name, after="generated"))
-        result.changes.append(Change("changed", "user.status", existing_name, None, existing.status, user.status))
+        result.changes.append(Change("changed", "user.status", existing_name, None, present.status, spec.status))
     if with_targets:
         _plan_targets(store, current, desired, result, keep, secrets or {})
     for route in sorted(set(current.expect) | set(desired.expect)):
         have, want = current.expect.get(route, {}), desired.expect.get(route, {})
-        for user in sorted(set(have) | set(want)):
-            if user not in want:
-                keep(Change("removed", "expect", route, user, have[user], None))
-            elif user not in have:
-                result.changes.append(Change("added", "expect", route, user, None, want[user]))
-            elif have[user] != want[user]:
-                result.changes.append(Change("changed", "expect", route, user, have[user], want[user]))
+        for who in sorted(set(have) | set(want)):
+            if who not in want:
+                keep(Change("removed", "expect", route, who, have[who], None))
+            elif who not in have:
+                result.changes.append(Change("added", "expect", route, who, None, want[who]))
+            elif have[who] != want[who]:
+                result.changes.append(Change("changed", "expect", route, who, have[who], want[who]))
     # roles and users themselves go last among removals: their grants and assignments are gone by then
     result.changes.sort(key=lambda c: c.action == "removed" and c.kind in ("role", "user"))
     return result
@@ -645,8 +645,8 @@ def apply(
     """
     from . import passwords
 
-    options = {"prune": prune, "generate": generate, "users_as_file": users_as_file, "secrets": secrets,
-               "with_targets": with_targets}
+    options: dict[str, Any] = {"prune": prune, "generate": generate, "users_as_file": users_as_file,
+                               "secrets": secrets, "with_targets": with_targets}
     draft = plan(store, desired, **options)
     if dry_run:
         return ApplyResult(draft, applied=False)
@@ -679,7 +679,8 @@ def apply(
 
 def _execute(store: "Store", change: Change, desired: Policy, hashes: Mapping[str, str],
              secrets: Mapping[str, bytes]) -> None:
-    action, kind, name, item = change.action, change.kind, change.name, change.item
+    action, kind, name = change.action, change.kind, change.name
+    item = change.item or ""  # set on every kind that reads it (role.*, user.role, expect)
     if kind == "setting":
         if action == "removed":
             store.unset_setting(name)

@@ -103,7 +103,7 @@ class RouteInfo:
             "kind": self.kind,
             "requires": self.describe(),
             "requirement": self.requirement.as_dict() if self.requirement is not None else None,
-            "native": self.native.as_dict() if self.is_native else None,
+            "native": self.native.as_dict() if self.native is not None else None,
             "unprotected": self.unprotected,
             "flag": self.flag,
             "login": self.login,
@@ -868,7 +868,7 @@ def _presented(token: str | None, credential: Any) -> Presented:
     return Presented({"Authorization": f"Bearer {token}"} if token else None)
 
 
-def decide_native(info: RouteInfo, token: str | None, credential: Any = None) -> "Decision":
+def decide_native(info: RouteInfo, token: str | None, credential: Any = None) -> "NativeDecision":
     """Decide what can be read offline on a route with fastapi.security schemes, and name what cannot.
 
     In FastAPI's order: each scheme looks for its credential (missing with

@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 from . import config
 from .errors import Conflict, DatabaseError, InvalidInput, NotFound
@@ -57,7 +57,7 @@ class User:
     password_hash: str | None = field(default=None, repr=False)
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["active", "disabled"]:
         return "disabled" if self.disabled else "active"
 
 
@@ -100,11 +100,14 @@ class AuditEntry:
     details: dict[str, Any]
 
 
+KeyStatus = Literal["active", "verifying", "retired"]
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
     alg: str
-    status: str  # active | verifying | retired
+    status: KeyStatus
     created_at: str
     retired_at: str | None
     fingerprint: str
@@ -184,7 +187,8 @@ def _migration_3(db: Any) -> None:
 
 def _migration_4(db: Any) -> None:
     """Username keys by compatibility caseless match (``names.username_key``); a clash is refused."""
-    changed, owners = [], {}
+    changed: list[tuple[str, int, str]] = []
+    owners: dict[str, str] = {}
     for user_id, username, old in db.execute("SELECT id, username, username_key FROM users").fetchall():
         try:
             key = username_key(username)
@@ -621,7 +625,8 @@ class Store:
     def list_users(
         self, *, role: str | None = None, status: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[User]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if role is not None:
             clauses.append("u.id IN (SELECT ur.user_id FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = ?)")
             params.append(role)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .matrix import Cell
     from .policyfile import Policy
     from .store import Store
+    from .policy import Outcome
+
 
 def as_policy(source: "Policy | Mapping[str, Any] | str | Path | None") -> "Policy":
     """A policy from a file path, a TOML-shaped dict (``{"roles": ..., "users": ...}``) or a ``Policy``."""
@@ -93,7 +95,7 @@ class Report:
 
 
 def run_expectations(
-    store: "Store", app: Any, expectations: Mapping[tuple[str, str], Mapping[str, str]], *, strict: bool = False,
+    store: "Store", app: Any, expectations: Mapping[tuple[str, str], Mapping[str, "Outcome"]], *, strict: bool = False,
     live: bool = False, live_app: Any = None, unsafe: bool = False, params: Mapping[str, str] | None = None,
 ) -> Report:
     """Every expectation over the app's routes; ``strict``: a route without any expectation fails too.

@@ -606,7 +606,7 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
         if ok is False:
             raise cls(detail)  # type: ignore[misc]
     return Identity(
-        user=user, claims=claims, header=header, token_type=expected_type,  # type: ignore[arg-type]
+        user=user, claims=claims, header=header, token_type=expected_type,
         kid=key.kid, jti=jti, expires_at=int(claims["exp"]),
     )
 
@@ -616,7 +616,7 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
 
 def inspect(
     store: "Store | None",
-    token: str,
+    token: str | bytes,
     *,
     expected_type: str | None = None,
     foreign_key: KeyRing | None = None,

@@ -105,7 +105,7 @@ def _deferred_converter() -> Any:
             return None
 
         @dataclass(frozen=True)
-        class Deferred(RuntimeParam):  # type: ignore[misc]
+        class Deferred(RuntimeParam):
             plain: bool = False  # a plain str/bool parameter: a value of that type needs no conversion
 
             def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
@@ -224,6 +224,7 @@ class LazyGroup(_FastParams, TyperGroup):
             return get_command_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode)
         if solve_typer_info_defaults(info).cls in (None, TyperGroup):  # else a custom group class: as typer builds it
             sub = info.typer_instance
+            assert sub is not None  # a registered group always has its Typer
             shell = copy.copy(sub)  # the group itself (callback, help, settings), without its commands
             shell.registered_commands, shell.registered_groups = [], []
             info = copy.copy(info)

@@ -142,7 +142,7 @@ def routes(app_spec: AppOpt = None, json_output: JsonFlag = False) -> None:
             + ", ".join(f"{i.method} {i.path} ({i.flag})" for i in flagged[:5]) + (" …" if len(flagged) > 5 else "")
             + "; protect them, or mark them with Depends(auth.public)"
         )
-    guarded = sorted({g.name for i in infos if i.is_native for g in i.native.guards})
+    guarded = sorted({g.name for i in infos if i.native is not None for g in i.native.guards})
     if guarded:
         render.note(f"guards decide in code (authctl cannot read them offline): {', '.join(guarded)}")
 

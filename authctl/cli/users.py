@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, List, Optional
+from typing import Annotated, List, Optional, cast
 
 import typer
 
@@ -234,8 +234,8 @@ def import_users(
             params = (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
             hashes = _hash_with_progress(to_hash, params, workers or bulk.default_workers())
             records = [
-                (row.username, row.password_hash if row.password is None else next(hashes), row.roles, row.disabled)
-                for row in report.rows
+                (row.username, cast(str, row.password_hash) if row.password is None else next(hashes), row.roles, row.disabled)
+                for row in report.rows  # a row without a password was validated to have a hash
             ]
             store.add_users(records, allow_mixed_script=allow_mixed_script)
             result = {"valid": len(report.rows), "imported": len(records), "dry_run": False}
