@@ -37,6 +37,28 @@ PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the 
 Generate = Annotated[bool, typer.Option("--generate", help="Generate a strong password and print it once.")]
 
 
+def read_bounded(source: str, limit: int, *, refuse_over: str | None = None) -> bytes:
+    """The bytes of FILE, or of stdin for ``-``, at most ``limit`` of them: the one bounded reader.
+
+    A longer input is cut at ``limit`` (a size check downstream still sees it is too long),
+    or, with ``refuse_over`` naming what it is, refused: a cut secret is another secret.
+    """
+    if source == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read(limit + 1) if stream is not None else sys.stdin.read(limit + 1).encode("utf-8")
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
+    if len(data) > limit:
+        if refuse_over is not None:
+            raise InvalidInput(f"the {refuse_over} is over {limit // (1024 * 1024)} MiB; no key is that long")
+        data = data[:limit]
+    return data
+
+
 def read_stdin(*, line: bool = False, bom: bool = False) -> str:
     """stdin (its first line with ``line``) as UTF-8 text; anything else is one line naming the encoding."""
     from ..files import decode_utf8

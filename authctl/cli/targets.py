@@ -9,7 +9,7 @@ import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import JsonFlag, parse_claim_options, state
+from .common import JsonFlag, parse_claim_options, read_bounded, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -87,8 +87,7 @@ def _send_text(target) -> str:
 
 
 def _stdin_bytes() -> bytes:
-    stream = getattr(sys.stdin, "buffer", None)
-    data = stream.read(1024 * 1024) if stream is not None else sys.stdin.read().encode("utf-8")
+    data = read_bounded("-", 1024 * 1024)
     if not data.strip():
         raise InvalidInput("nothing on stdin")
     return data
