@@ -105,7 +105,7 @@ def _csv_records(text: str) -> Iterable[tuple[int, Any]]:
             }
 
 
-def read_records(text: str, fmt: str) -> Iterable[tuple[int, Any]]:
+def _read_records(text: str, fmt: str) -> Iterable[tuple[int, Any]]:
     """(line number, record dict or an error message)."""
     text = text.removeprefix("\ufeff")  # a UTF-8 BOM, as Excel writes it
     if fmt == "csv":
@@ -145,7 +145,7 @@ def parse_import(
     errors: list[InvalidInput] = []
     seen: dict[str, int] = {}
     shapes: dict[str, tuple[int, str]] = {}
-    for line, record in read_records(text, fmt):
+    for line, record in _read_records(text, fmt):
         if isinstance(record, str):
             errors.append(InvalidInput(f"line {line}: {record}"))
             continue

@@ -47,7 +47,7 @@ _PADDING = ("", "", "==", "=")  # a length of 4n+1 is refused before padding
 _UNUSED_BITS = (0, 0, 0x0F, 0x03)  # by length % 4: low bits of the last character that must be zero
 
 
-def b64url_decode(segment: str, what: str) -> bytes:
+def _b64url_decode(segment: str, what: str) -> bytes:
     """Strict base64url: its alphabet only, no padding, canonical final bits (one token, one spelling)."""
     rest = len(segment) % 4
     if rest == 1 or "+" in segment or "/" in segment or "=" in segment:
@@ -79,7 +79,7 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=no_constant)
 
 
-def json_object(data: bytes, what: str) -> dict[str, Any]:
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
         obj = _DECODER.decode(text)
@@ -139,12 +139,12 @@ def parse(token: Any) -> Parsed:
             f"a JWT has 3 dot-separated segments, this has {len(parts)}"
             + (" (5 would be an encrypted JWE, which authctl does not use)" if len(parts) == 5 else "")
         )
-    header = json_object(b64url_decode(parts[0], "header"), "header")
+    header = _json_object(_b64url_decode(parts[0], "header"), "header")
     try:
         signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
     except UnicodeEncodeError:
         raise TokenMalformed("the payload is not base64url") from None
-    return Parsed(header, parts[1], signing_input, b64url_decode(parts[2], "signature"))
+    return Parsed(header, parts[1], signing_input, _b64url_decode(parts[2], "signature"))
 
 
 def header_problem(header: Mapping[str, Any]) -> str | None:
@@ -176,4 +176,4 @@ def token_type(header: Mapping[str, Any]) -> str | None:
 
 def payload(parsed: Parsed) -> dict[str, Any]:
     """The payload's JSON object: decode it only once the signature is known good (or to inspect)."""
-    return json_object(b64url_decode(parsed.payload_segment, "payload"), "payload")
+    return _json_object(_b64url_decode(parsed.payload_segment, "payload"), "payload")

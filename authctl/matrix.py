@@ -129,7 +129,7 @@ class Unfillable(InvalidInput):
     """A path parameter with no ``--param`` and no valid sample of its type."""
 
 
-def fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, str | None] | None = None) -> str:
+def _fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, str | None] | None = None) -> str:
     """``/students/{id}`` -> ``/students/1``: ``--param`` first, then the sample of the parameter's type.
 
     Raises ``Unfillable`` for a parameter that has neither (a sample of the wrong type
@@ -156,7 +156,7 @@ def fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, s
     return _PARAM.sub(value, template)
 
 
-def normalize_template(template: str) -> str:
+def _normalize_template(template: str) -> str:
     """``/items/{id:int}`` and ``/items/{id}`` name the same route."""
     return _PARAM.sub(lambda m: "{" + m.group(1) + "}", template)
 
@@ -192,7 +192,7 @@ def app_routes(app: Any, params: Mapping[str, str], notes: list[str] | None = No
         if not info.include_in_schema or info.method in ("HEAD", "OPTIONS", "*") or info.path.endswith("/{path}"):
             continue
         try:
-            path = fill_path(info.path, params, routes.path_samples(info))
+            path = _fill_path(info.path, params, routes.path_samples(info))
         except Unfillable as exc:
             if notes is not None:
                 notes.append(f"{info.method} {info.path} skipped: {exc}")
@@ -373,7 +373,7 @@ def _spec_route(operation: Any, params: Mapping[str, str], notes: list[str] | No
 
     defaults = {p["name"]: spec_reader.sample(p) for p in operation.parameters if p.get("in") == "path"}
     try:
-        path = fill_path(operation.path, params, defaults)
+        path = _fill_path(operation.path, params, defaults)
     except Unfillable as exc:
         if notes is not None:
             notes.append(f"{operation.method} {operation.path} skipped: {exc}")
@@ -479,7 +479,7 @@ def expectations_from(table: Mapping[str, Any], source: str) -> Expectations:
         template = template.strip()
         if not template.startswith("/") or not isinstance(users, Mapping):
             raise InvalidInput(f"{source}: {route[:60]!r} must be a table named \"METHOD /path\"")
-        expectations[(method.upper(), normalize_template(template))] = {
+        expectations[(method.upper(), _normalize_template(template))] = {
             user: _expectation(source, route, user, value) for user, value in users.items()
         }
     return expectations
@@ -535,8 +535,8 @@ def apply_expectations(
     routes_ = {c.route.key: c.route for c in cells}
     users = users if users is not None else list(dict.fromkeys(c.user for c in cells))
     by_key = {_user_key(u): u for u in users}
-    index = {(c.route.method, normalize_template(c.route.template), c.user): c for c in cells}
-    known = {(r.method, normalize_template(r.template)) for r in routes_.values()}
+    index = {(c.route.method, _normalize_template(c.route.template), c.user): c for c in cells}
+    known = {(r.method, _normalize_template(r.template)) for r in routes_.values()}
     covered = set()
     for (method, template), expected_users in expectations.items():
         if (method, template) not in known:
@@ -553,7 +553,7 @@ def apply_expectations(
                 cell.expected = expected
     if not strict:
         return []
-    return [r.key for r in routes_.values() if (r.method, normalize_template(r.template)) not in covered]
+    return [r.key for r in routes_.values() if (r.method, _normalize_template(r.template)) not in covered]
 
 
 # --------------------------------------------------------------------------- formats

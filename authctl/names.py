@@ -44,7 +44,7 @@ def new_username(name: str, *, allow_mixed_script: bool = False) -> str:
     if name.casefold() in RESERVED_USERNAMES or skeleton(name) in _reserved_skeletons():
         raise InvalidInput(f"{name!r} is reserved: authctl uses it for requests without a token")
     if not allow_mixed_script:
-        check_scripts(name)
+        _check_scripts(name)
     return name
 
 
@@ -81,7 +81,7 @@ def skeleton(name: str) -> str:
     return _spoof_checker().getSkeleton(0, username_key(name))
 
 
-def scripts_of(name: str) -> list[str]:
+def _scripts_of(name: str) -> list[str]:
     """The scripts of a name's letters (Common and Inherited left out), in order of appearance."""
     import icu
 
@@ -98,12 +98,12 @@ def shown_name(name: str) -> str:
     return repr(name) if name.isascii() else f"{name!r} ({ascii(name)})"
 
 
-def check_scripts(name: str) -> str:
+def _check_scripts(name: str) -> str:
     """Refuse a name that mixes scripts beyond UTS #39's Highly Restrictive level (Latin with
     Cyrillic or Greek; digits of two numbering systems). Latin with Han and Kana, as Japanese
     is written, passes."""
     if _spoof_checker().check(name):
-        scripts = scripts_of(name)
+        scripts = _scripts_of(name)
         what = f"mixes scripts ({', '.join(scripts)})" if len(scripts) > 1 else "mixes scripts or digit systems"
         raise InvalidInput(
             f"invalid username {shown_name(name)}: it {what}, as look-alike names do", hint="mixed_script"

@@ -66,7 +66,7 @@ def check_transport(url: str, *, sends_token: bool, insecure_transport: bool) ->
         )
 
 
-def check_path(path: str) -> str:
+def _check_path(path: str) -> str:
     """A request path on the target server, never a URL: httpx would send a full URL
     (and the bearer token with it) to whatever host it names."""
     parts = urlsplit(path)
@@ -114,7 +114,7 @@ async def _send_all(
     logins: dict[Any, Any] = {}
     async with client:
         for request in requests:
-            check_path(request.path)
+            _check_path(request.path)
             headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
             params: dict[str, str] = {}
             cookies: dict[str, str] = {}
@@ -146,7 +146,7 @@ async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], targe
         return credential
     key = (login.token_url, login.username)
     if key not in logins:
-        check_path(login.token_url)
+        _check_path(login.token_url)
         try:
             raw = await client.post(login.token_url, data={"username": login.username, "password": login.password})
         except httpx.HTTPError as exc:
@@ -197,7 +197,7 @@ def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, 
 async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: float) -> tuple[int, bytes]:
     import httpx
 
-    check_path(path)
+    _check_path(path)
     if app is not None:
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
                                    base_url="http://authctl.local", follow_redirects=False, timeout=timeout)
@@ -230,7 +230,7 @@ def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit:
 # --------------------------------------------------------------------------- probe
 
 
-def identity_problem(whoami: Response, path: str) -> str | None:
+def _identity_problem(whoami: Response, path: str) -> str | None:
     """Why the identity endpoint's answer says nothing about who we are (``None``: it does).
 
     A 200 with a JSON object, a 401 or a 403 is the server's view of the caller; a 404,
@@ -258,7 +258,7 @@ class Probe:
 
     @property
     def problem(self) -> str | None:
-        return identity_problem(self.whoami, self.whoami_path)
+        return _identity_problem(self.whoami, self.whoami_path)
 
     @property
     def exit_code(self) -> int:
@@ -296,7 +296,7 @@ class Session:
         )
 
     def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
-        check_path(path)
+        _check_path(path)
         if token is not None:
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Bearer {token}"}
         return self._loop.run_until_complete(self._client.request(method, path, **kwargs))

@@ -225,7 +225,7 @@ def _is_docs_route(route: Any) -> bool:
     return module.startswith("fastapi.") and name in ("openapi", "swagger_ui_html", "swagger_ui_redirect", "redoc_html")
 
 
-def summarize(requirements: tuple[Requirement, ...]) -> Requirement | None:
+def _summarize(requirements: tuple[Requirement, ...]) -> Requirement | None:
     """One requirement that says what a route needs, for listing. ``None``: no requirement."""
     if not requirements:
         return None
@@ -281,7 +281,7 @@ def _infos(route: Any, prefix: str, inherited: tuple[Requirement, ...],
         raise InvalidInput(f"cannot read the dependencies of {path[:80]}: {exc}") from None
     except Exception as exc:  # an app object that raises when read
         raise InvalidInput(f"cannot read the dependencies of {path[:80]}: {type(exc).__name__} while reading them") from None
-    summary = summarize(requirements)
+    summary = _summarize(requirements)
     name = _attr(route, "name")
     include = bool(_attr(route, "include_in_schema", True))
     return [
@@ -492,7 +492,7 @@ class Scheme:
 
     def missing_status(self, version: tuple[int, ...] | None = None) -> int:
         """What this FastAPI answers when the credential is missing (auto_error=True)."""
-        version = fastapi_version() if version is None else version
+        version = _fastapi_version() if version is None else version
         if version < LEGACY_403_BEFORE and self.cls in _LEGACY_403_CLASSES:
             return 403
         return 401
@@ -560,7 +560,7 @@ class Presented:
         return not any(self._parts.values())
 
 
-def fastapi_version() -> tuple[int, ...]:
+def _fastapi_version() -> tuple[int, ...]:
     import fastapi
 
     return _version_tuple(getattr(fastapi, "__version__", "0"))

@@ -115,7 +115,7 @@ def validate_name(name: str) -> str:
     return name
 
 
-def parse_send(text: str) -> tuple[str, str | None]:
+def _parse_send(text: str) -> tuple[str, str | None]:
     """``bearer``, ``scheme:WORD``, ``header:NAME``, ``query:NAME`` or ``cookie:NAME``."""
     kind, _, param = (text or "bearer").strip().partition(":")
     kind = kind.lower()
@@ -225,7 +225,7 @@ def make_config(
 
     if mode not in MODES:
         raise InvalidInput(f"unknown target mode {str(mode)[:20]!r}: use {', '.join(MODES)}")
-    send_kind, send_param = parse_send(send)
+    send_kind, send_param = _parse_send(send)
     config: dict[str, Any] = {"mode": mode, "send": send_kind, "send_param": send_param}
     if mode == "token":
         if not alg:
@@ -278,7 +278,7 @@ def add(
     validate_name(name)
     if mode not in MODES:
         raise InvalidInput(f"unknown target mode {mode!r}")
-    parse_send(send)
+    _parse_send(send)
     secret: dict[str, Any] = {}
     weak = False
     if mode == "token":

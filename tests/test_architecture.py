@@ -80,3 +80,22 @@ def test_lazy_cli_builds_the_same_commands_and_help_as_typer_eagerly() -> None:
     assert lazy_pages.keys() == eager_pages.keys()
     for path, page in lazy_pages.items():
         assert page == eager_pages[path], path
+
+
+# --------------------------------------------------------------------------- the public API
+
+
+def test_the_public_api_is_what_authctl_names() -> None:
+    import authctl
+    from authctl import errors, fastapi, policy
+
+    assert authctl.Auth is fastapi.Auth
+    assert authctl.authenticate is policy.authenticate and authctl.authorize is policy.authorize
+    assert authctl.Outcome is policy.Outcome and authctl.Forbidden is errors.Forbidden
+    exported = {name for name in vars(errors) if isinstance(getattr(errors, name), type)
+                and issubclass(getattr(errors, name), errors.AuthctlError)}
+    assert exported <= set(authctl.__all__)  # every error of the tree is public
+    for name in authctl.__all__:
+        assert getattr(authctl, name) is not None, name
+    with pytest.raises(AttributeError):
+        authctl.no_such_name  # noqa: B018

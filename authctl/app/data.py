@@ -141,7 +141,7 @@ def get_student(store: "Store", student_id: int) -> dict[str, Any] | None:
 
 def delete_student(store: "Store", student_id: int) -> bool:
     """Mark a student deleted; True if the record exists (deleted now or before)."""
-    if not has_demo_tables(store):
+    if not _has_demo_tables(store):
         return False
     with store.transaction():
         row = store.conn.execute("SELECT deleted FROM demo_students WHERE id = ?", (student_id,)).fetchone()
@@ -152,7 +152,7 @@ def delete_student(store: "Store", student_id: int) -> bool:
     return True
 
 
-def has_demo_tables(store: "Store") -> bool:
+def _has_demo_tables(store: "Store") -> bool:
     row = store.conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('demo_students', 'demo_courses')"
     ).fetchone()
