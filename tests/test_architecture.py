@@ -99,3 +99,114 @@ def test_the_public_api_is_what_authctl_names() -> None:
         assert getattr(authctl, name) is not None, name
     with pytest.raises(AttributeError):
         authctl.no_such_name  # noqa: B018
+
+
+# --------------------------------------------------------------------------- import rules, read from the source
+
+import ast  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+PACKAGE = Path(__file__).resolve().parent.parent / "authctl"
+
+#: Which modules may import which third-party package at all (at any depth, lazily or not).
+ALLOWED = {
+    "typer": ("cli/",),
+    "click": ("cli/",),
+    "rich": ("cli/", "render.py"),
+    "fastapi": ("fastapi.py", "app/", "routes.py"),
+    "starlette": ("fastapi.py", "app/", "routes.py"),
+    "pydantic": ("app/",),
+    "httpx": ("probe.py",),
+    "uvicorn": ("cli/serve.py",),
+    "sqlite_utils": ("store.py",),
+    "psycopg": ("store.py",),
+    "sqlite3": ("store.py", "app/data.py"),  # the demo app's own tables: its missing-table error
+}
+#: Never imported when the module loads (only inside the function that needs it): the CLI's
+#: start-up and ``import authctl.app`` stay free of the web stack.
+WEB_STACK = ("fastapi", "starlette", "pydantic", "uvicorn", "httpx")
+
+
+def _imports(tree: ast.AST, *, top_level_only: bool) -> list[tuple[str, int]]:
+    """(module, line) of every import outside ``if TYPE_CHECKING:``; relative ones as ``authctl.x``."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, package: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    visit(other, package)
+                continue
+            if top_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, child.lineno) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = package.rsplit(".", child.level - 1)[0] if child.level > 1 else package
+                    name = f"{base}.{child.module}" if child.module else base
+                    found.append((name, child.lineno))
+                    if not child.module:  # from . import a, b: the submodules a and b
+                        found.extend((f"{base}.{alias.name}", child.lineno) for alias in child.names)
+                else:
+                    found.append((child.module or "", child.lineno))
+            visit(child, package)
+
+    visit(tree, _package_of(tree))
+    return found
+
+
+def _modules() -> dict[str, tuple[str, ast.Module]]:
+    """authctl module name -> (path relative to the package, parsed source)."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        dotted = "authctl." + relative[:-3].replace("/", ".")
+        dotted = dotted.removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        tree.authctl_package = dotted if relative.endswith("__init__.py") else dotted.rsplit(".", 1)[0]  # type: ignore[attr-defined]
+        found[dotted] = (relative, tree)
+    return found
+
+
+def _package_of(tree: ast.AST) -> str:
+    return getattr(tree, "authctl_package", "authctl")
+
+
+def test_import_rules_each_layer_imports_only_what_it_may() -> None:
+    broken = []
+    for _name, (relative, tree) in _modules().items():
+        for module, line in _imports(tree, top_level_only=False):
+            top = module.split(".")[0]
+            allowed = ALLOWED.get(top)
+            if allowed is not None and not relative.startswith(allowed):
+                broken.append(f"authctl/{relative}:{line} imports {module}")
+    assert broken == []
+
+
+def test_import_rules_the_web_stack_is_never_imported_when_the_cli_or_the_app_package_loads() -> None:
+    modules = _modules()
+    top_level = {name: [m for m, _ in _imports(tree, top_level_only=True)] for name, (_, tree) in modules.items()}
+    # the CLI registers every command module at start-up; the demo app package builds its app lazily
+    start = [name for name in modules if name.startswith("authctl.cli")] + ["authctl", "authctl.app", "authctl.app.data"]
+    seen: set[str] = set()
+    stack = list(start)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in modules:
+            continue
+        seen.add(name)
+        stack += [m for m in top_level[name] if m.startswith("authctl")]
+    heavy = [f"{name} imports {m} at load" for name in sorted(seen) for m in top_level[name]
+             if m.split(".")[0] in WEB_STACK]
+    assert heavy == []
+    assert {"authctl.cli", "authctl.cli.tokens", "authctl.render", "authctl.errors", "authctl.app.data"} <= seen
+
+
+def test_import_rules_catch_a_layer_breach() -> None:
+    """The rule above can fail: a render module importing httpx is reported with its line."""
+    tree = ast.parse("import os\n\ndef f():\n    import httpx\n")
+    assert [m for m, _ in _imports(tree, top_level_only=False)] == ["os", "httpx"]
+    assert [m for m, _ in _imports(tree, top_level_only=True)] == ["os"]
+    guarded = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import fastapi\n")
+    assert [m for m, _ in _imports(guarded, top_level_only=False)] == ["typing"]
