@@ -12,12 +12,7 @@ from authctl.app.data import DEMO_USERS, seed_demo
 from authctl.errors import Conflict, PasswordRejected
 from authctl.passwords import Hasher
 from authctl.store import Store
-from tests.apphelpers import DEMO_PASSWORDS, PASSWORD, Client, issue, make_demo_db
-
-
-@pytest.fixture
-def demo_db(cli):
-    return make_demo_db(cli)
+from tests.apphelpers import DEMO_PASSWORDS, PASSWORD, Client, issue
 
 
 def test_seed_users_roles_and_ids(demo_db):

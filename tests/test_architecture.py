@@ -210,3 +210,16 @@ def test_import_rules_catch_a_layer_breach() -> None:
     assert [m for m, _ in _imports(tree, top_level_only=True)] == ["os"]
     guarded = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import fastapi\n")
     assert [m for m, _ in _imports(guarded, top_level_only=False)] == ["typing"]
+
+
+def test_every_fixture_name_is_defined_once() -> None:
+    """One name, one meaning: a fixture is defined in one place (conftest.py when files share it)."""
+    tests = Path(__file__).resolve().parent
+    defined: dict[str, list[str]] = {}
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                "fixture" in ast.unparse(d) for d in node.decorator_list
+            ):
+                defined.setdefault(node.name, []).append(path.name)
+    assert {name: files for name, files in defined.items() if len(files) > 1} == {}

@@ -34,18 +34,8 @@ from authctl.errors import (
     UnknownKey,
 )
 from authctl.store import Store
-from tests.apphelpers import add_article_users
 
 NOW = 1_800_000_000
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    """The article's users, built directly (no password hashing: tokens do not need it)."""
-    with Store.create(tmp_path / "tokens.db") as opened:
-        opened.add_key(keys.generate("ES256"))
-        add_article_users(opened)
-        yield opened
 
 
 def b64(data: bytes) -> str:
