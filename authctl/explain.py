@@ -90,6 +90,18 @@ def subject_for_token(token: str) -> Subject:
 ANONYMOUS = Subject("anonymous", "anonymous (no token)")
 
 
+def subject(store: "Store | None", *, user: str | None = None, token: str | None = None,
+            overrides: dict[str, Any] | None = None, target: Any = None) -> Subject:
+    """The one way to say who a request is: a user (a token minted here, or spoken the
+    ``target``'s way), a given token, or anonymous when neither is given."""
+    if user is not None:
+        assert store is not None, "a user's token is minted from the store"
+        return subject_for_target(store, target, user) if target is not None else subject_for_user(store, user, overrides)
+    if token is not None:
+        return subject_for_target_token(target, token) if target is not None else subject_for_token(token)
+    return ANONYMOUS
+
+
 def normalize_method(method: str) -> str:
     upper = method.strip().upper()
     if upper not in HTTP_METHODS:
@@ -219,13 +231,11 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
     """Send every checked request for real and record what came back, and where it went."""
     from . import probe
 
-    requests = [probe.Request(r.method, r.path, r.subject.token, r.subject.credential) for r in results]
-    for result, response in zip(results, probe.send_all(requests, app=app, url=url)):
-        response.lints += probe.context_lints(
-            response.status, anonymous=result.subject.kind == "anonymous", secured=result.route.is_native or None,
-            credential_valid=getattr(result.subject.credential, "valid", None),
-            missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())),
-            target_rejected=bool(getattr(result.subject.credential, "trusted", False)) and result.decision.status != 401)
+    planned = [probe.Planned(probe.Request(r.method, r.path, r.subject.token, r.subject.credential),
+                             anonymous=r.subject.kind == "anonymous", secured=r.route.is_native or None,
+                             missing_scopes=tuple(getattr(r.decision, "missing_scopes", ())), decided=r.decision.status)
+               for r in results]
+    for result, response in zip(results, probe.send_planned(planned, app=app, url=url)):
         result.live, result.live_source, result.live_snapshot = response, source, snapshot
 
 

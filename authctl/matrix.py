@@ -261,11 +261,7 @@ def decidable_routes(
 def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None, target: Any = None) -> "Subject":
     from . import explain
 
-    if user == ANONYMOUS:
-        return explain.ANONYMOUS
-    if target is not None:
-        return explain.subject_for_target(store, target, user)
-    return explain.subject_for_user(store, user, overrides)
+    return explain.subject(store, user=None if user == ANONYMOUS else user, overrides=overrides, target=target)
 
 
 @dataclass
@@ -439,12 +435,11 @@ def attach_live(
         elif not unsafe and cell.route.method not in SAFE_METHODS:
             cell.not_sent = f"{cell.route.method} may change data: add --unsafe to send it"
     sendable = [c for c in cells if c.not_sent is None]
-    requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
-    for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url, on_response=progress)):
-        response.lints += probe.context_lints(
-            response.status, anonymous=cell.user == ANONYMOUS, secured=cell.secured,
-            credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes,
-            target_rejected=bool(getattr(cell.credential, "trusted", False)) and cell.decision not in (None, 401))
+    planned = [probe.Planned(probe.Request(c.route.method, c.route.path, c.token, c.credential),
+                             anonymous=c.user == ANONYMOUS, secured=c.secured, missing_scopes=c.missing_scopes,
+                             decided=c.decision)
+               for c in sendable]
+    for cell, response in zip(sendable, probe.send_planned(planned, app=app, url=url, on_response=progress)):
         cell.live = response
     return len(cells) - len(sendable)
 

@@ -124,12 +124,8 @@ async def _send_all(
             try:
                 raw = await client.request(request.method, request.path, headers=headers, params=params or None,
                                            cookies=cookies or None)
-            except httpx.ConnectError:
-                raise ConnectionFailed(f"cannot connect to {target}: connection refused (is the server running?)") from None
-            except httpx.TimeoutException:
-                raise ConnectionFailed(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
             except httpx.HTTPError as exc:
-                raise ConnectionFailed(f"request to {target} failed: {type(exc).__name__}") from None
+                raise _connection_failed(exc, f"{request.method} {request.path}", target, timeout) from None
             sent = bool(request.token) or (request.credential is not None and bool(headers or params or cookies))
             responses.append(_response(raw, sent_credentials=sent))
             if on_response is not None:
@@ -163,6 +159,17 @@ async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], targe
     return logins[key]
 
 
+def _connection_failed(exc: Exception, what: str, target: str, timeout: float) -> ConnectionFailed:
+    """One line for an httpx failure: refused, timed out, or another transport error (by its class name)."""
+    import httpx
+
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectionFailed(f"cannot connect to {target}: connection refused (is the server running?)")
+    if isinstance(exc, httpx.TimeoutException):
+        return ConnectionFailed(f"{what} on {target} timed out after {timeout:g} s")
+    return ConnectionFailed(f"request to {target} failed: {type(exc).__name__}")
+
+
 def send_all(
     requests: Sequence[Request], *, url: str | None = None, app: Any = None, timeout: float = 10.0, on_response: Any = None,
 ) -> list[Response]:
@@ -172,6 +179,30 @@ def send_all(
 
 def send(request: Request, **target: Any) -> Response:
     return send_all([request], **target)[0]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A request to send live with what the offline side knew of it, for the answer's lints."""
+
+    request: Request
+    anonymous: bool
+    secured: bool | None = None
+    missing_scopes: tuple[str, ...] = ()
+    decided: int | None = None  # the offline status, if decided
+
+
+def send_planned(planned: Sequence[Planned], *, url: str | None = None, app: Any = None,
+                 on_response: Any = None) -> list[Response]:
+    """The one way check and matrix send live: ``send_all``, then each answer's context lints."""
+    responses = send_all([p.request for p in planned], url=url, app=app, on_response=on_response)
+    for plan, response in zip(planned, responses):
+        credential = plan.request.credential
+        response.lints += context_lints(
+            response.status, anonymous=plan.anonymous, secured=plan.secured,
+            credential_valid=getattr(credential, "valid", None), missing_scopes=plan.missing_scopes,
+            target_rejected=bool(getattr(credential, "trusted", False)) and plan.decided not in (None, 401))
+    return responses
 
 
 def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, credential_valid: bool | None = None,
@@ -215,12 +246,8 @@ async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: f
                         raise InvalidInput(f"{path} on {target} is larger than {limit // (1024 * 1024)} MB")
                     chunks.append(chunk)
                 return raw.status_code, b"".join(chunks)
-        except httpx.ConnectError:
-            raise ConnectionFailed(f"cannot connect to {target}: connection refused (is the server running?)") from None
-        except httpx.TimeoutException:
-            raise ConnectionFailed(f"GET {path} on {target} timed out after {timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise ConnectionFailed(f"request to {target} failed: {type(exc).__name__}") from None
+            raise _connection_failed(exc, f"GET {path}", target, timeout) from None
 
 
 def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit: int = 10 * 1024 * 1024,

@@ -30,20 +30,15 @@ def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous:
     chosen = [flag for flag, given in (("--as", as_user), ("--token", token), ("--anonymous", anonymous)) if given]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --as USER, --token TOKEN|- or --anonymous")
-    if as_user:
-        if target is not None:
-            return explain.subject_for_target(store, target, as_user)
-        return explain.subject_for_user(store, as_user, overrides)
+    text = None
     if token is not None:
         from .tokens import read_token
 
-        text = read_token(token)
-        if isinstance(text, bytes):
+        read = read_token(token)
+        if isinstance(read, bytes):
             raise InvalidInput("the token is not UTF-8 text")
-        if target is not None:
-            return explain.subject_for_target_token(target, text)
-        return explain.subject_for_token(text)
-    return explain.ANONYMOUS
+        text = read
+    return explain.subject(store, user=as_user or None, token=text, overrides=overrides, target=target)
 
 
 def load_target(store, name: Optional[str]):
