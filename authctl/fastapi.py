@@ -47,7 +47,7 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from . import policy
 from .errors import DatabaseError, InvalidInput, TokenError
 from .policy import AUTHENTICATED, PUBLIC, REQUIREMENT_ATTR, Requirement
-from .sessions import Sessions
+from .sessions import BACKOFF_AFTER, BACKOFF_BASE, BACKOFF_MAX, Sessions
 
 if TYPE_CHECKING:
     from .sessions import TokenPair
@@ -98,9 +98,9 @@ class Auth:
         settings: Mapping[str, Any] | None = None,
         prefix: str = "",
         tags: tuple[str, ...] = ("auth",),
-        backoff_after: int = 5,
-        backoff_base: float = 0.25,
-        backoff_max: float = 8.0,
+        backoff_after: int = BACKOFF_AFTER,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_max: float = BACKOFF_MAX,
         hash_concurrency: int | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Sessions", "TokenPair", "login_key"]
 
+#: Throttling defaults (``Auth`` takes the same): wait from the 5th failure, 0.25 s doubling, at most 8 s.
+BACKOFF_AFTER, BACKOFF_BASE, BACKOFF_MAX = 5, 0.25, 8.0
+
 
 @dataclass(frozen=True)
 class TokenPair:
@@ -76,9 +79,9 @@ class Sessions:
         store: Callable[[], "Store"],
         overrides: Mapping[str, Any] | None = None,
         *,
-        backoff_after: int = 5,
-        backoff_base: float = 0.25,
-        backoff_max: float = 8.0,
+        backoff_after: int = BACKOFF_AFTER,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_max: float = BACKOFF_MAX,
         hash_concurrency: int | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
