@@ -170,7 +170,7 @@ def build(store: "Store", *, users: list[str] | None = None, app_spec: str | Non
         result.users = [group.name for group in result.groups]
         return result
     if observe.get("strict"):
-        raise InvalidInput("--strict needs --expect FILE")
+        raise InvalidInput("strict checking needs expectations", hint="strict")
     notes: list[str] = []
     app = routes.load_app(app_spec)
     decidable = matrix.decidable_routes(app, params or {}, notes)

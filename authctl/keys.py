@@ -308,7 +308,7 @@ def _agreed_alg(given: str | None, declared: str | None) -> str | None:
         return given
     declared = normalize_alg(declared)
     if given is not None and given != declared:
-        raise InvalidInput(f"--alg {given} contradicts the key's own alg {declared}")
+        raise InvalidInput(f"alg {given} contradicts the key's own alg {declared}")
     return declared
 
 
@@ -430,14 +430,14 @@ def foreign_pem(data: bytes, alg: str | None = None) -> KeyRing:
         raise InvalidInput("verifying needs a public key or certificate (PEM, DER, JWK or OpenSSH)",
                            hint="secret_stdin")
     if material.kind == PRIVATE:
-        raise InvalidInput(f"this is {material.label}; --key takes the public key only "
+        raise InvalidInput(f"this is {material.label}; verifying takes the public key only "
                            "(e.g. `openssl pkey -pubout -in KEY`)")
     if material.kind not in (PUBLIC, CERTIFICATE) or material.key is None:
         raise InvalidInput(f"this is {material.label}, not a public key authctl can verify with")
     key = material.key
     alg = _agreed_alg(normalize_alg(alg) if alg else None, material.alg) or infer_alg(key)
     if is_symmetric(alg):
-        raise InvalidInput(f"{alg} needs a shared secret (--secret-stdin), not {material.label}")
+        raise InvalidInput(f"{alg} needs a shared secret, not {material.label}", hint="secret_stdin")
     check_strength(alg, key)
     return KeyRing([LoadedKey("(--key)", alg, "verifying", key)], any_kid=True, source="--key")
 
@@ -448,7 +448,7 @@ def foreign_secret(secret: bytes, alg: str | None = None) -> KeyRing:
 
     alg = normalize_alg(alg) if alg else "HS256"
     if not is_symmetric(alg):
-        raise InvalidInput(f"{alg} is not an HMAC algorithm; --secret-stdin takes HS256, HS384 or HS512")
+        raise InvalidInput(f"{alg} is not an HMAC algorithm: a shared secret takes HS256, HS384 or HS512")
     secret = secret.rstrip(b"\r\n")
     if not secret:
         raise InvalidInput("no secret on stdin")

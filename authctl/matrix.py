@@ -313,7 +313,7 @@ def build(
     notes: list[str] = []
     if openapi:
         if not url:
-            raise InvalidInput("--openapi reads the routes of a running server: give --url")
+            raise InvalidInput("the OpenAPI document is read from a running server", hint="url")
         app = routes.load_app(app_spec) if app_spec else None  # only to learn where it serves its document
         spec_path = openapi_url or getattr(app, "openapi_url", None) or "/openapi.json"
         status, body = probe.fetch_document(spec_path, url=url)
@@ -342,7 +342,7 @@ def build(
 def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | None", strict: bool) -> list[str]:
     if expectations is None:
         if strict:
-            raise InvalidInput("--strict needs --expect FILE")
+            raise InvalidInput("strict checking needs expectations", hint="strict")
         return []
     return apply_expectations(cells, expectations, users=users, strict=strict)
 

@@ -128,7 +128,7 @@ def load_app(spec: str | None = None) -> Any:
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")) or not all(
         part.isidentifier() for part in attr.split(".")
     ):
-        raise InvalidInput(f"--app {spec[:80]!r} is not of the form module:attribute")
+        raise InvalidInput(f"app {spec[:80]!r} is not of the form module:attribute")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)

@@ -463,7 +463,7 @@ def issue(
     ctx = _context(store, overrides)
     settings = ctx.settings
     if expired and not_yet_valid:
-        raise InvalidInput("choose one of --expired and --not-yet-valid")
+        raise InvalidInput("a token cannot be both expired and not yet valid", hint="expired")
     user = store.get_user(username)
     if user.disabled and not allow_disabled:
         raise InvalidInput(f"user {user.username} is disabled; `authctl user enable {user.username}` first")

@@ -67,29 +67,30 @@ def test_policy_outcomes_exit_with_their_error_class_code() -> None:
 
 
 @pytest.fixture
-def demo_app(demo_db):
+def seeded_app(demo_db):
+    """The demo app on the seeded demo database (test_routes' demo_app never opens one)."""
     app = create_app(demo_db)
     yield app
     app.state.auth.close()
 
 
-def test_explain_check_decides_the_matched_route_offline(demo_db, demo_app) -> None:
+def test_explain_check_decides_the_matched_route_offline(demo_db, seeded_app) -> None:
     with Store.open(demo_db) as store:
         rahul = explain.subject_for_user(store, "rahul")
-        result = explain.check(store, demo_app, "delete", "/student/3", rahul)
+        result = explain.check(store, seeded_app, "delete", "/student/3", rahul)
         assert (result.method, result.route.path, result.path_params) == ("DELETE", "/student/{id}", {"id": 3})
         assert result.decision.outcome is Outcome.FORBIDDEN and result.exit_code == 4
         assert result.live is None and result.agrees is None
-        anonymous = explain.check(store, demo_app, "GET", "/students", explain.ANONYMOUS)
+        anonymous = explain.check(store, seeded_app, "GET", "/students", explain.ANONYMOUS)
         assert anonymous.decision.outcome is Outcome.UNAUTHENTICATED and anonymous.exit_code == 3
         data = result.as_dict()
         assert data["verdict"]["status"] == 403 and data["authorization"]["missing"] == ["students:delete"]
         assert rahul.token and rahul.token not in str(data)  # never the whole token
 
 
-def test_explain_check_of_a_missing_route_is_no_route(demo_db, demo_app) -> None:
+def test_explain_check_of_a_missing_route_is_no_route(demo_db, seeded_app) -> None:
     with Store.open(demo_db) as store, pytest.raises(RouteNotFound):
-        explain.check(store, demo_app, "GET", "/nowhere", explain.ANONYMOUS)
+        explain.check(store, seeded_app, "GET", "/nowhere", explain.ANONYMOUS)
 
 
 def test_explain_mutating_methods_need_unsafe() -> None:
@@ -102,9 +103,9 @@ def test_explain_mutating_methods_need_unsafe() -> None:
 # --------------------------------------------------------------------------- matrix
 
 
-def test_matrix_offline_cells_are_the_engine_decisions(demo_db, demo_app) -> None:
+def test_matrix_offline_cells_are_the_engine_decisions(demo_db, seeded_app) -> None:
     with Store.open(demo_db) as store:
-        cells = matrix.offline_cells(store, demo_app, ["suman", "rahul", matrix.ANONYMOUS], {})
+        cells = matrix.offline_cells(store, seeded_app, ["suman", "rahul", matrix.ANONYMOUS], {})
     by = {(c.route.method, c.route.template, c.user): c for c in cells}
     assert by[("DELETE", "/student/{id}", "suman")].decision == 200
     assert by[("DELETE", "/student/{id}", "rahul")].decision == 403
@@ -113,9 +114,9 @@ def test_matrix_offline_cells_are_the_engine_decisions(demo_db, demo_app) -> Non
     assert all(c.live is None and c.agrees is None for c in cells)  # nothing was sent
 
 
-def test_matrix_expectations_mark_unmet_cells_and_unknown_users_are_refused(demo_db, demo_app) -> None:
+def test_matrix_expectations_mark_unmet_cells_and_unknown_users_are_refused(demo_db, seeded_app) -> None:
     with Store.open(demo_db) as store:
-        cells = matrix.offline_cells(store, demo_app, ["rahul", matrix.ANONYMOUS], {})
+        cells = matrix.offline_cells(store, seeded_app, ["rahul", matrix.ANONYMOUS], {})
     expectations = {("DELETE", "/student/{id}"): {"rahul": Outcome.ALLOWED, "anonymous": Outcome.UNAUTHENTICATED}}
     matrix.apply_expectations(cells, expectations)
     checked = {c.user: c for c in cells if c.route.template == "/student/{id}" and c.route.method == "DELETE"}

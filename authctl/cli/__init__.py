@@ -63,6 +63,11 @@ HINTS = {
     "public_keys": ": use --key or --jwks for keys",
     "openapi_url": "; give --openapi-url PATH if it is served elsewhere",
     "ttl": "; shorten --ttl or raise it with `authctl config set max_ttl ...`",
+    "strict": " (--strict needs --expect FILE)",
+    "url": ": give --url",
+    "target_key": ": --key-file FILE or --key-stdin",
+    "target_passwords": ": --passwords-file FILE or --passwords-stdin",
+    "expired": ": choose one of --expired and --not-yet-valid",
 }
 
 
