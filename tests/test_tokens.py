@@ -178,8 +178,9 @@ def test_negative_presets(store: Store) -> None:
     with pytest.raises(TokenNotYetValid, match="not valid until"):
         tokens.verify(store, early.token, now=NOW)
     tokens.verify(store, early.token, now=NOW + 120)
-    with pytest.raises(InvalidInput, match="choose one"):
+    with pytest.raises(InvalidInput, match="both expired and not yet valid") as both:
         tokens.issue(store, "rahul", expired=True, not_yet_valid=True)
+    assert both.value.hint == "expired"  # the CLI adds: choose one of --expired and --not-yet-valid
 
 
 def test_no_active_key_is_a_clear_error(store: Store) -> None:
