@@ -34,11 +34,15 @@ Generate = Annotated[bool, typer.Option("--generate", help="Generate a strong pa
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")]
 
 
+def on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask ``question`` on a terminal; without one, refuse unless --yes. A "no" changes nothing (exit 1)."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if not on_terminal():
         raise InvalidInput(f"{question.rstrip('?')}: not confirmed (no terminal); pass --yes")
     if not typer.confirm(question, default=False, err=True):
         raise InvalidInput("not confirmed; nothing was changed")

@@ -66,7 +66,12 @@ def serve(
     reload: Annotated[bool, typer.Option("--reload", help="Restart when code changes (development).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
-    """Run an app (default: the bundled demo) with uvicorn on this database."""
+    """Run an app (default: the bundled demo) with uvicorn on this database.
+
+    Examples:
+      authctl serve
+      authctl serve --app myapp.main:app --port 8080 --reload
+    """
     import os
     import signal
     import sys
