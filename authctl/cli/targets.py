@@ -9,7 +9,7 @@ import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import TargetArg, Yes, confirm, state
+from .common import AnyAlg, TargetArg, Yes, confirm, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def add(
     name: Annotated[str, typer.Argument(help="Target name, e.g. shop.", metavar="TARGET", show_default=False)],
     key_file: Annotated[Optional[str], typer.Option("--key-file", help="Token template: the app's signing key (HS secret or private PEM; the file must be private).", show_default=False)] = None,
     key_stdin: Annotated[bool, typer.Option("--key-stdin", help="Token template: read the signing key from stdin.")] = False,
-    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm (default: from the key; HS256 for a secret).", show_default=False)] = None,
+    alg: Annotated[Optional[AnyAlg], typer.Option("--alg", help="Algorithm (default: from the key; HS256 for a secret).", show_default=False, case_sensitive=False)] = None,
     kid: Annotated[Optional[str], typer.Option("--kid", help="kid header (default: none, a kid-less token).", show_default=False)] = None,
     unsafe_weak_secret: Annotated[bool, typer.Option("--unsafe-weak-secret", help="UNSAFE: accept a short HMAC secret (a tutorial's \"SECRET\") for this target only.")] = False,
     user_sub: Annotated[Optional[List[str]], typer.Option("--user-sub", help="USER=VALUE: the sub claim for a user (default: the username; repeatable).", show_default=False)] = None,
@@ -69,7 +69,7 @@ def add(
             raise InvalidInput("the passwords are not UTF-8 text") from None
     with state.open_store() as store:
         target = targets.add(
-            store, name, mode=mode, send=send, key=key, alg=alg, kid=kid, allow_weak=unsafe_weak_secret,
+            store, name, mode=mode, send=send, key=key, alg=alg.value if alg else None, kid=kid, allow_weak=unsafe_weak_secret,
             sub=targets.parse_per_user(user_sub or [], "--user-sub"), scope_claim=scope_claim,
             scopes=targets.parse_per_user(user_scopes or [], "--user-scopes"), iss=iss, aud=aud,
             claims=tokens.parse_claim_options(claim or []), ttl=config.parse_duration(ttl), token_url=login,
