@@ -97,7 +97,7 @@ def check(
     Examples:
       authctl check DELETE /student/3 --as rahul
       authctl check GET /items/1 --anonymous --app myapp.main:app --live
-      authctl token issue --as suman | authctl check GET /student/3 --token - --json
+      authctl token issue --as suman | authctl check GET /student/3 --token -
     """
     from .. import explain, routes
 
@@ -260,8 +260,9 @@ def demo(
 ) -> None:
     """The guided first five minutes: a 401, a 403 and a 200 on the bundled app, explained.
 
-    Non-interactive: it creates a demo database in a temporary directory (or --keep DIR),
-    runs the app in-process, and leaves nothing behind unless --keep is given.
+    Non-interactive: it creates a demo database in a temporary directory
+    (or --keep DIR), runs the app in-process, and leaves nothing behind
+    unless --keep is given.
 
     Examples:
       authctl demo

@@ -22,8 +22,9 @@ class GraphFormat(str, Enum):
 
 RoleName = RoleArg
 Inherits = Annotated[Optional[List[str]], typer.Option(
-    "--inherits", "-i", help="A role this one inherits (repeatable); with revoke: stop inheriting it.",
-    autocompletion=complete_role)]
+    "--inherits", "-i", help="A role whose permissions this role includes (repeatable).", autocompletion=complete_role)]
+StopInheriting = Annotated[Optional[List[str]], typer.Option(
+    "--inherits", "-i", help="A role this role stops inheriting (repeatable).", autocompletion=complete_role)]
 Permissions = Annotated[Optional[List[str]], typer.Argument(help="Permissions as resource:action (or resource:*).",
                                                             metavar="PERMISSION", show_default=False)]
 
@@ -130,7 +131,7 @@ def grant(name: RoleName, permissions: Permissions = None, inherits: Inherits = 
 
 
 @app.command("revoke")
-def revoke(name: RoleName, permissions: Permissions = None, inherits: Inherits = None) -> None:
+def revoke(name: RoleName, permissions: Permissions = None, inherits: StopInheriting = None) -> None:
     """Revoke permissions from a role (and/or, with --inherits ROLE, stop it inheriting that role).
 
     Examples:
