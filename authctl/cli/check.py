@@ -228,22 +228,23 @@ def matrix(
             progress=progress, target=load_target(store, target_name), openapi_url=openapi_url,
         )
     cells, users = result.cells, result.users
-    if fmt == "json":
-        data = {"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
-                "skipped_routes": result.notes, "without_expectation": result.without_expectation}
-        if result.groups is not None:
-            data["groups"] = [group.as_dict() for group in result.groups]
-        render.emit_json(data)
-    elif fmt == "csv":
-        sys.stdout.write(grid.to_csv(cells))
-    elif fmt == "junit":
-        sys.stdout.write(grid.to_junit(cells, result.without_expectation))
-    elif fmt in ("html", "markdown"):
+    data = {"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
+            "skipped_routes": result.notes, "without_expectation": result.without_expectation}
+    if result.groups is not None:
+        data["groups"] = [group.as_dict() for group in result.groups]
+
+    def document(kind: str):
         from .. import report
 
-        sys.stdout.write(report.to_html(result) if fmt == "html" else report.to_markdown(result))
-    else:
-        render.matrix_table(cells, users, result.groups)
+        return lambda data: sys.stdout.write(report.to_html(result) if kind == "html" else report.to_markdown(result))
+
+    writers = {  # json has no writer: render.emit prints the data itself
+        "csv": lambda data: sys.stdout.write(grid.to_csv(cells)),
+        "junit": lambda data: sys.stdout.write(grid.to_junit(cells, result.without_expectation)),
+        "html": document("html"), "markdown": document("markdown"),
+        "table": lambda data: render.matrix_table(cells, users, result.groups),
+    }
+    render.emit(data, writers.get(fmt))
     render.matrix_notes(result)
     raise typer.Exit(6 if result.failed else 0)
 

@@ -180,10 +180,7 @@ def test(
         # the bundled app runs on the throwaway database alone: nothing real to protect
         report = testing.policy_test(policy, app_spec, directory, live=live, unsafe=unsafe or app_spec is None,
                                      strict=strict, params=matrix.parse_params(params or []))
-    if fmt == "json":
-        render.emit_json(report.as_dict())
-    elif fmt == "junit":
-        sys.stdout.write(testing.to_junit(report))
-    else:
-        render.policy_report(report)
+    writers = {"junit": lambda data: sys.stdout.write(testing.to_junit(report)),
+               "text": lambda data: render.policy_report(report)}
+    render.emit(report.as_dict(), writers.get(fmt))  # json: the data itself
     raise typer.Exit(0 if report.ok else 6)

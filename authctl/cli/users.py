@@ -85,7 +85,8 @@ def _generated(password: Optional[str], message: str) -> None:
 
 @app.command("list")
 def list_users(
-    role: Annotated[Optional[str], typer.Option("--role", "-r", help="Only users with this role (directly).")] = None,
+    role: Annotated[Optional[str], typer.Option("--role", "-r", help="Only users with this role (directly).",
+                                                autocompletion=complete_role)] = None,
     status: Annotated[Optional[Status], typer.Option("--status", help="Only active or only disabled users.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="Page size.")] = 100,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many users.")] = 0,
