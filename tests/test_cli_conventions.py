@@ -208,6 +208,14 @@ def test_help_names_what_a_value_is() -> None:
     assert "table|json|csv|junit|html|markdown" in matrix
 
 
+def test_algorithm_choices_are_the_ones_keys_supports() -> None:
+    from authctl import keys
+    from authctl.cli.common import Alg, AnyAlg
+
+    assert [alg.value for alg in Alg] == list(keys.GENERATED_ALGS)
+    assert [alg.value for alg in AnyAlg] == list(keys.SUPPORTED_ALGS)
+
+
 def test_the_two_broken_help_texts_read_right() -> None:
     demo = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).stdout
     assert "(or --keep DIR), runs the app" in demo  # one line, not broken after "DIR),"

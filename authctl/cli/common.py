@@ -48,7 +48,7 @@ def confirm(question: str, yes: bool) -> None:
         raise InvalidInput("not confirmed; nothing was changed")
 
 
-# keys.GENERATED_ALGS and keys.SUPPORTED_ALGS, spelled here so --help need not import keys (test_cli_admin pins them equal)
+# keys.GENERATED_ALGS and keys.SUPPORTED_ALGS, spelled here so --help need not import keys (tests/test_cli_conventions.py pins them equal)
 Alg = Enum("Alg", {name: name for name in ("ES256", "EdDSA", "RS256", "HS256")}, type=str)  # type: ignore[misc]
 AnyAlg = Enum("AnyAlg", {name: name for name in (  # type: ignore[misc]
     "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512",
@@ -203,7 +203,7 @@ PLACEHOLDERS = {
     "--user-scopes": "USER=A,B", "--login": "PATH", "--whoami-path": "PATH", "--openapi-url": "PATH",
     "--description": "TEXT", "--reason": "TEXT", "--issuer": "ISS", "--audience": "AUD", "--iss": "ISS",
     "--aud": "AUD", "--jti": "JTI", "--action": "ACTION", "--target-secret": "NAME=FILE", "--scope-claim": "CLAIM",
-    "--send": "HOW", "--host": "HOST", "--port": "PORT", "--timeout": "SECONDS", "--rsa-bits": "BITS",
+    "--send": "HOW", "--limit": "N", "--offset": "N", "--workers": "N", "--host": "HOST", "--port": "PORT", "--timeout": "SECONDS", "--rsa-bits": "BITS",
 }
 
 
