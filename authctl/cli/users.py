@@ -52,7 +52,7 @@ def add(
 
     Examples:
       authctl user add suman --role admin
-      printf '%s\\n' "$PASSWORD" | authctl user add rahul --role student --password-stdin
+      authctl user add rahul --role student --password-stdin < password.txt
       authctl user add ci-bot --generate --json
     """
     from ..names import new_username
