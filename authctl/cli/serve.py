@@ -8,7 +8,7 @@ import typer
 
 from .. import render
 from ..errors import AuthctlError, InvalidInput
-from .common import JsonFlag, state
+from .common import state
 
 AppOpt = Annotated[
     Optional[str],
@@ -66,7 +66,12 @@ def serve(
     reload: Annotated[bool, typer.Option("--reload", help="Restart when code changes (development).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
-    """Run an app (default: the bundled demo) with uvicorn on this database."""
+    """Run an app (default: the bundled demo) with uvicorn on this database.
+
+    Examples:
+      authctl serve
+      authctl serve --app myapp.main:app --port 8080 --reload
+    """
     import os
     import signal
     import sys
@@ -121,15 +126,21 @@ def serve(
     render.note("server stopped")
 
 
-def routes(app_spec: AppOpt = None, json_output: JsonFlag = False) -> None:
+def routes(app_spec: AppOpt = None) -> None:
     """Every route with what guards it (authctl requirements, or the app's own schemes, scopes and guards);
-    flags open routes that look like a mistake."""
+    flags open routes that look like a mistake.
+
+    Examples:
+      authctl routes
+      authctl routes --app myapp.main:app --json
+    """
     from ..routes import inventory, load_app
 
     infos = inventory(load_app(app_spec))
-    if state.wants_json(json_output):
-        render.emit_json([render.route_json(info) for info in infos])
-        return
+    render.emit([render.route_json(info) for info in infos], lambda data: _routes_report(infos))
+
+
+def _routes_report(infos: list) -> None:
     if not infos:
         render.note("the app has no routes")
         return
