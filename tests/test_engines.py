@@ -1,0 +1,155 @@
+"""Both engines behind one Store: SQLite files and PostgreSQL databases answer alike.
+
+Every test here runs once per engine (the ``engine_db`` fixture); the PostgreSQL cases use the
+server of ``AUTHCTL_TEST_PG`` or a throwaway cluster (tests/pgcluster.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from authctl import keys
+from authctl.errors import DatabaseError, NotFound
+from authctl.store import SCHEMA_VERSION, DatabaseURL, Store, mask_url, resolve_db_path
+
+from .conftest import STRONG, Cli
+
+
+def test_cli_round_trip_on_each_engine(engine_seeded: Cli) -> None:
+    cli = engine_seeded
+    listed = json.loads(cli("user", "list", "--json").stdout)
+    assert sorted(u["username"] for u in listed) == ["rahul", "suman"]
+    assert cli("check", "DELETE", "/student/3", "--as", "rahul").exit_code == 4
+    assert cli("check", "DELETE", "/student/3", "--as", "suman").exit_code == 0
+    issued = cli("token", "issue", "--as", "rahul")
+    assert issued.exit_code == 0, issued.stderr
+    assert cli("token", "verify", issued.stdout.strip()).exit_code == 0
+    assert cli("user", "disable", "rahul").exit_code == 0
+    assert cli("token", "verify", issued.stdout.strip()).exit_code == 3
+
+
+def test_the_demo_seeds_and_serves_its_data_on_each_engine(engine_cli: Cli) -> None:
+    assert engine_cli("init", "--demo", "--password-stdin", input=f"{STRONG}\n{STRONG}\n{STRONG}\n").exit_code == 0
+    from authctl.app import data
+
+    with Store.open(engine_cli.db) as store:
+        assert len(data.list_students(store)) == 4
+        assert data.add_course(store, "Tokens", "priya")["id"] == 4
+        assert data.delete_student(store, 3) and data.get_student(store, 3) is None
+
+
+def test_init_refuses_a_database_that_is_not_empty(pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+        conn.execute("INSERT INTO invoices VALUES (1)")
+    cli = Cli(DatabaseURL(pg_url))
+    result = cli("init")
+    assert result.exit_code == 1 and "not empty" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(DatabaseError, match="not an authctl database"):
+        Store.open(DatabaseURL(pg_url))
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # left untouched
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+        assert tables == ["invoices"]
+
+
+def test_init_twice_is_refused_and_keeps_the_database(engine_seeded: Cli) -> None:
+    again = engine_seeded("init")
+    assert again.exit_code == 1
+    assert len(json.loads(engine_seeded("user", "list", "--json").stdout)) == 2
+
+
+def test_open_without_init_says_so(pg_url: str) -> None:
+    result = Cli(DatabaseURL(pg_url))("user", "list")
+    assert result.exit_code == 1 and "run `authctl init`" in result.stderr
+
+
+def test_database_password_is_never_shown(pg_server: str, pg_url: str, tmp_path: Path) -> None:
+    secret = "Hunter2-never-print"
+    with_password = pg_url.replace("postgres@", f"postgres:{secret}@")  # trust auth: the password is unused
+    assert mask_url(with_password).count(secret) == 0 and "postgres:***@" in mask_url(with_password)
+    cli = Cli(DatabaseURL(with_password))
+    created = cli("init", "--json")
+    assert created.exit_code == 0, created.stderr
+    assert secret not in created.stdout + created.stderr
+    assert json.loads(created.stdout)["database"] == mask_url(with_password)
+    unreachable = with_password.replace(pg_server.rsplit(":", 1)[1].split("/")[0], "1")  # port 1: nobody there
+    failed = Cli(DatabaseURL(unreachable))("user", "list")
+    assert failed.exit_code == 1 and secret not in failed.stdout + failed.stderr
+    assert "cannot connect" in failed.stderr
+    assert secret not in repr(resolve_db_path(with_password)) + str(resolve_db_path(with_password))
+
+
+# --------------------------------------------------------------------------- atomicity
+
+
+def test_login_failure_counter_counts_every_parallel_failure(engine_store: Store) -> None:
+    """50 wrong logins at once, from two processes of 25 threads each: the counter moves by exactly 50."""
+    db = getattr(engine_store.path, "raw", None) or str(engine_store.path)
+    script = (
+        "import sys\nfrom concurrent.futures import ThreadPoolExecutor\nfrom authctl.store import Store\n"
+        "s = Store.open(sys.argv[1])\n"
+        "with ThreadPoolExecutor(25) as pool:\n"
+        "    list(pool.map(lambda i: s.record_login_failure('rahul', float(i), 0), range(25)))\n"
+        "s.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, db]) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert engine_store.login_failures("rahul") == (50, False)
+
+
+def test_a_refresh_token_is_used_once_under_concurrency(engine_store: Store) -> None:
+    user = engine_store.get_user("rahul")
+    engine_store.record_refresh("r1", "fam", user.id, 2**40)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: engine_store.use_refresh("r1"), range(16)))
+    assert results.count(("fam", True)) == 1 and results.count(("fam", False)) == 15
+    assert engine_store.revoke_family("fam") == 1 and engine_store.is_revoked("r1")
+
+
+def test_user_import_is_all_or_nothing(engine_store: Store) -> None:
+    with pytest.raises(NotFound):
+        engine_store.add_users([("priya", "h", ["student"], False), ("kabir", "h", ["nosuchrole"], False)])
+    assert engine_store.find_user("priya") is None and engine_store.user_count() == 2
+
+
+def test_concurrent_key_rotations_leave_exactly_one_active_key(engine_store: Store) -> None:
+    new = [keys.generate("ES256") for _ in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(engine_store.add_key, new))
+    statuses = [k.status for k in engine_store.keys()]
+    assert statuses.count("active") == 1 and len(statuses) == 7
+    assert engine_store.keys()[-1].status == "active"  # the last one created is the one in force
+
+
+# --------------------------------------------------------------------------- change stamps
+
+
+def test_change_stamp_sees_another_process_commit(engine_store: Store) -> None:
+    """A cache keyed on the stamp (access, keys, settings) drops what another process changed."""
+    rahul = engine_store.get_user("rahul")
+    assert "students:read" in engine_store.access(rahul).permissions
+    before = engine_store.change_stamp()
+    db = getattr(engine_store.path, "raw", None) or str(engine_store.path)
+    subprocess.run([sys.executable, "-m", "authctl", "--db", db, "role", "revoke", "student", "students:read"],
+                   check=True, capture_output=True)
+    assert engine_store.change_stamp() != before
+    assert "students:read" not in engine_store.access(rahul).permissions
+    stamp, revoked, user = engine_store.token_state("none", rahul.uid)
+    assert stamp == engine_store.change_stamp() and not revoked and user.username == "rahul"
+
+
+def test_stamp_is_steady_while_nothing_changes(engine_store: Store) -> None:
+    first = engine_store.change_stamp()
+    engine_store.list_users()
+    engine_store.access(engine_store.get_user("suman"))
+    assert engine_store.change_stamp() == first
