@@ -6,6 +6,7 @@ server of ``AUTHCTL_TEST_PG`` or a throwaway cluster (tests/pgcluster.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -153,3 +154,105 @@ def test_stamp_is_steady_while_nothing_changes(engine_store: Store) -> None:
     engine_store.list_users()
     engine_store.access(engine_store.get_user("suman"))
     assert engine_store.change_stamp() == first
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _catalog(store: Store) -> dict:
+    """The schema as the engine's own catalog describes it: tables, columns, keys, indexes."""
+    if store.engine_name == "sqlite":
+        conn = store.conn
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {
+            table: {
+                "columns": conn.execute(f"PRAGMA table_info({table})").fetchall(),
+                "foreign_keys": conn.execute(f"PRAGMA foreign_key_list({table})").fetchall(),
+                "indexes": sorted(
+                    (name, unique, tuple(c[2] for c in conn.execute(f"PRAGMA index_info({name})")))
+                    for _, name, unique, *_ in conn.execute(f"PRAGMA index_list({table})")
+                ),
+            }
+            for table in tables
+        }
+    columns = store.execute(
+        "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, column_default, is_identity "
+        "FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1, 3").fetchall()
+    constraints = store.execute(
+        "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k "
+        "JOIN pg_class c ON c.oid = k.conrelid WHERE c.relnamespace = current_schema()::regnamespace "
+        "ORDER BY 1, 2").fetchall()
+    indexes = store.execute(
+        "SELECT tablename, indexname, replace(indexdef, current_schema() || '.', '') FROM pg_indexes "
+        "WHERE schemaname = current_schema() ORDER BY 1, 2").fetchall()
+    return {"columns": columns, "constraints": constraints, "indexes": indexes}
+
+
+def _old_database(where, version: int) -> None:
+    """A database as authctl left it at schema ``version`` (the first ``version`` migrations only)."""
+    from authctl.store import MIGRATIONS
+    from authctl.store.engines import PostgresEngine, SqliteEngine
+
+    location = where if isinstance(where, DatabaseURL) else Path(where)
+    engine = PostgresEngine.create(location) if isinstance(location, DatabaseURL) else SqliteEngine.create(location)
+    store = Store(engine)
+    with store.transaction():
+        for number, migration in enumerate(MIGRATIONS[:version], start=1):
+            migration(store.db)
+            engine.set_schema_version(number)
+    store.close()
+
+
+@contextlib.contextmanager
+def _raw(where):
+    """A plain driver connection (no Store), as an older authctl or another tool would write."""
+    if isinstance(where, DatabaseURL):
+        import psycopg
+
+        with psycopg.connect(where.raw, autocommit=True) as conn:
+            yield lambda sql: conn.execute(sql)
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(where)
+        yield lambda sql: conn.execute(sql)
+        conn.commit()
+        conn.close()
+
+
+def test_a_database_migrated_step_by_step_equals_a_fresh_one(engine_db, tmp_path: Path, monkeypatch) -> None:
+    from authctl import store as store_module
+
+    _old_database(engine_db, 1)
+    with _raw(engine_db) as execute:  # a row for the data migrations
+        execute("INSERT INTO users (uid, username, username_key, disabled, token_version) VALUES ('u1', 'Old', 'Old', 0, 1)")
+    for version in range(2, SCHEMA_VERSION + 1):  # one migration per open, as successive releases would
+        monkeypatch.setattr(store_module, "MIGRATIONS", store_module.schema.MIGRATIONS[:version])
+        monkeypatch.setattr(store_module, "SCHEMA_VERSION", version)
+        with Store.open(engine_db) as stepped:
+            assert stepped.schema_version == version
+    monkeypatch.undo()
+    with Store.open(engine_db) as migrated:
+        assert migrated.schema_version == SCHEMA_VERSION
+        assert migrated.get_user("old").username == "Old"  # migration 4 re-keyed it, 6 gave it a skeleton
+        migrated_catalog = _catalog(migrated)
+    fresh_db = tmp_path / "fresh.db" if not isinstance(engine_db, DatabaseURL) else None
+    if fresh_db is None:
+        import psycopg
+
+        base, schema = engine_db.raw.split("?options=-csearch_path%3D")
+        fresh_schema = f"{schema}_fresh"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {fresh_schema}")
+        fresh_location = DatabaseURL(f"{base}?options=-csearch_path%3D{fresh_schema}")
+    else:
+        fresh_location = fresh_db
+    try:
+        with Store.create(fresh_location) as fresh:
+            fresh_catalog = _catalog(fresh)
+    finally:
+        if fresh_db is None:
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {fresh_schema} CASCADE")
+    assert migrated_catalog == fresh_catalog
+    assert migrated_catalog  # the catalog was read, not two empty answers
