@@ -407,7 +407,7 @@ class PostgresEngine:
         self.pool = ConnectionPool(
             url.raw, min_size=1, max_size=PG_POOL_MAX, open=False, timeout=PG_CONNECT_TIMEOUT_S,
             kwargs={"autocommit": True, "connect_timeout": int(PG_CONNECT_TIMEOUT_S)},
-            check=ConnectionPool.check_connection, reconnect_timeout=0,
+            check=ConnectionPool.check_connection,
             name="authctl",
         )
         try:
@@ -450,14 +450,21 @@ class PostgresEngine:
                 pass
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """One statement; outside a transaction a dead connection (a server restart) is replaced and
+        the statement tried once more, so a recovered server answers the very next request."""
         psycopg = self.psycopg
-        try:
-            return self.conn.execute(pg_sql(sql), tuple(params))
-        except psycopg.OperationalError as exc:
+        text, values = pg_sql(sql), tuple(params)
+        for attempt in (1, 2):
             in_tx = getattr(self.local, "depth", 0) > 0
-            if not in_tx:
+            try:
+                return self.conn.execute(text, values)
+            except psycopg.OperationalError as exc:
+                if in_tx:  # the transaction is lost: transaction() rolls back and reports it
+                    raise DatabaseError(f"database unavailable ({url_safe(self.url, exc)}); nothing was written") from None
                 self._drop()
-            raise DatabaseError(f"database unavailable ({url_safe(self.url, exc)}); nothing was written") from None
+                if attempt == 2:
+                    raise DatabaseError(f"database unavailable ({url_safe(self.url, exc)}); try again") from None
+        raise AssertionError("unreachable")
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         cursor = self.conn.cursor()
@@ -563,13 +570,19 @@ class PostgresEngine:
                 finally:
                     self.local.depth -= 1
                 return
-            try:
-                conn.execute("BEGIN")
-                self.local.depth = 1
-                conn.execute(f"UPDATE {PG_META} SET stamp = stamp + 1")
-            except psycopg.Error as exc:
-                self._abort()
-                raise DatabaseError(f"database unavailable ({url_safe(self.url, exc)}); nothing was written") from None
+            for attempt in (1, 2):  # a connection found dead at BEGIN is replaced once: nothing was sent yet
+                try:
+                    conn.execute("BEGIN")
+                    self.local.depth = 1
+                    conn.execute(f"UPDATE {PG_META} SET stamp = stamp + 1")
+                    break
+                except psycopg.Error as exc:
+                    self._abort()
+                    if attempt == 2 or not isinstance(exc, psycopg.OperationalError):
+                        raise DatabaseError(
+                            f"database unavailable ({url_safe(self.url, exc)}); nothing was written") from None
+                    self._drop()
+                    conn = self.conn
             try:
                 yield
             except self.integrity_errors as exc:
