@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..store.schema import create_app_table, register_app_table
+
 if TYPE_CHECKING:
     from ..store import Store
 
@@ -101,13 +103,15 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
     return created
 
 
+register_app_table("demo_students", {"id": int, "name": str, "course": str, "user_id": int, "deleted": int},
+                   pk="id", not_null={"name", "deleted"}, defaults={"deleted": 0})
+register_app_table("demo_courses", {"id": int, "title": str, "instructor": str}, pk="id", not_null={"title"})
+
+
 def _create_tables(store: "Store") -> None:
     """The demo's own tables, through the store's schema builder (the same on SQLite and PostgreSQL)."""
-    db = store.db
-    db.create_table("demo_students", {"id": int, "name": str, "course": str, "user_id": int, "deleted": int},
-                    pk="id", not_null={"name", "deleted"}, defaults={"deleted": 0}, if_not_exists=True)
-    db.create_table("demo_courses", {"id": int, "title": str, "instructor": str}, pk="id", not_null={"title"},
-                    if_not_exists=True)
+    create_app_table(store.db, "demo_students")
+    create_app_table(store.db, "demo_courses")
 
 
 # --------------------------------------------------------------------------- data access (the app's handlers)

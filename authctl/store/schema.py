@@ -134,3 +134,17 @@ def _migration_8(db: Any) -> None:
 MIGRATIONS = (_migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6, _migration_7,
               _migration_8)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+#: Tables an app keeps beside the store's (the demo's), by name: the schema builder's arguments.
+#: ``db copy`` and snapshots carry a registered table along when the source has it.
+APP_TABLES: dict[str, dict] = {}
+
+
+def register_app_table(name: str, columns: dict, **spec: object) -> None:
+    APP_TABLES[name] = {"columns": columns, **spec}
+
+
+def create_app_table(db: object, name: str) -> None:
+    spec = dict(APP_TABLES[name])
+    db.create_table(name, spec.pop("columns"), if_not_exists=True, **spec)  # type: ignore[attr-defined]
