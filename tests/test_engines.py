@@ -256,3 +256,33 @@ def test_a_database_migrated_step_by_step_equals_a_fresh_one(engine_db, tmp_path
                 conn.execute(f"DROP SCHEMA {fresh_schema} CASCADE")
     assert migrated_catalog == fresh_catalog
     assert migrated_catalog  # the catalog was read, not two empty answers
+
+
+# --------------------------------------------------------------------------- the integration
+
+
+def test_the_integration_on_each_engine(engine_cli: Cli) -> None:
+    """``Auth(db=...)`` takes a file or a postgresql:// URL: login, 401/403/200, refresh reuse, logout."""
+    from authctl.app.main import build
+
+    from .apphelpers import Client, make_demo_db
+
+    make_demo_db(engine_cli)
+    db = getattr(engine_cli.db, "raw", None) or str(engine_cli.db)
+    client = Client(build(db))
+    try:
+        assert client.get("/students").status_code == 401
+        rahul = client.token("rahul")
+        assert client.get("/students", token=rahul).status_code == 403
+        assert client.get("/students/2", token=rahul).status_code == 200  # his own record
+        priya = client.token("priya")
+        assert client.get("/students", token=priya).status_code == 200
+        assert client.delete("/student/3", token=priya).status_code == 403
+        suman = client.token("suman")
+        assert client.delete("/student/3", token=suman).status_code == 200
+        assert client.login("rahul", "wrong-password-1").status_code == 401
+        with Store.open(engine_cli.db) as store:
+            assert store.login_failures("rahul")[0] == 1
+    finally:
+        client.app.state.auth.close()
+        client.close()
