@@ -68,3 +68,33 @@ def test_two_servers_see_each_cli_change_on_the_next_request(pg_url: str, tmp_pa
         # logout (token version bump): 401 on both
         assert cli("user", "logout", "rahul").exit_code == 0
         assert _statuses(servers, "/profile", new_key_token) == [401, 401]
+
+
+def test_fifty_parallel_wrong_logins_across_two_servers_count_fifty(pg_url: str, tmp_path: Path) -> None:
+    """The failure counter is one atomic upsert: no lost update between two server processes."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from authctl.store import Store
+
+    db = DatabaseURL(pg_url)
+    cli = Cli(db)
+    assert cli("init").exit_code == 0
+    assert cli("config", "set", "lockout_threshold", "0").exit_code == 0  # count, never lock
+    assert cli("user", "add", "rahul", "--password-stdin", input=STRONG + "\n").exit_code == 0
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(running_server(db, tmp_path / name)) for name in ("a", "b")]
+        start = threading.Barrier(50)
+
+        def wrong_login(i: int) -> int:
+            start.wait(timeout=60)
+            return httpx.post(f"{servers[i % 2].url}/token", data={"username": "rahul", "password": f"wrong-{i}"},
+                              timeout=60).status_code
+
+        with ThreadPoolExecutor(50) as pool:
+            statuses = list(pool.map(wrong_login, range(50)))
+    assert statuses == [401] * 50
+    with Store.open(db) as store:
+        assert store.login_failures("rahul") == (50, False)
