@@ -13,6 +13,7 @@ import re
 import sqlite3
 import stat
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -27,6 +28,7 @@ BUSY_TIMEOUT_S = 5.0
 PG_META = "authctl_schema"  # PostgreSQL's stand-in for SQLite's application_id / user_version / data_version
 PG_POOL_MAX = 50
 PG_CONNECT_TIMEOUT_S = 5.0
+STAMP_REUSE_S = 0.005  # how long the stamp read by a request's token lookup stands for that request
 
 
 # --------------------------------------------------------------------------- dialect
@@ -545,10 +547,18 @@ class PostgresEngine:
         self.execute(f"UPDATE {PG_META} SET version = ?", (int(number),))
 
     def change_stamp(self) -> tuple[int, int, int]:
-        """The stamp row moves on every committed write of any process."""
+        """The stamp row moves on every committed write of any process.
+
+        The stamp a request's token lookup (``token_state``) just read serves that request's
+        later checks (access, settings) for ``STAMP_REUSE_S``: one round trip per request, as on
+        SQLite, and never older than the request itself."""
+        fresh = getattr(self.local, "fresh", None)
+        if fresh is not None and time.monotonic() - fresh[1] < STAMP_REUSE_S and not getattr(self.local, "depth", 0):
+            return 0, fresh[0], 0
         return 0, self.execute(f"SELECT stamp FROM {PG_META}").fetchone()[0], 0
 
     def stamp_of(self, value: Any) -> tuple[int, int, int]:
+        self.local.fresh = (value, time.monotonic())
         return 0, value, 0
 
     # ----------------------------------------------------------------- transactions
@@ -598,6 +608,7 @@ class PostgresEngine:
                 try:
                     conn.execute("COMMIT")
                     self.local.depth = 0
+                    self.local.fresh = None  # this thread's own write moved the stamp
                 except psycopg.Error as exc:
                     self._abort()
                     raise DatabaseError(
