@@ -406,20 +406,26 @@ class PostgresEngine:
         self.local = threading.local()
         self._serials = 0
         self._serial_lock = threading.Lock()
+        import logging
+
+        # the pool logs each failed attempt; with no logging set up Python would print those to stderr
+        # beside authctl's own one-line error. An app that configures logging still receives them.
+        logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+        try:  # one direct attempt first: a wrong URL or a server that is down fails now, with its reason
+            psycopg.connect(url.raw, connect_timeout=int(PG_CONNECT_TIMEOUT_S)).close()
+        except psycopg.Error as exc:
+            reason = url_safe(url, exc).replace("connection failed: ", "")
+            raise DatabaseError(f"cannot connect to {url}: {reason}") from None
         self.pool = ConnectionPool(
             url.raw, min_size=1, max_size=PG_POOL_MAX, open=False, timeout=PG_CONNECT_TIMEOUT_S,
             kwargs={"autocommit": True, "connect_timeout": int(PG_CONNECT_TIMEOUT_S)},
-            check=ConnectionPool.check_connection,
-            name="authctl",
+            check=ConnectionPool.check_connection, name="authctl",
         )
         try:
             self.pool.open(wait=True, timeout=PG_CONNECT_TIMEOUT_S)
-        except Exception as exc:
+        except Exception:
             self.pool.close()
-            raise DatabaseError(f"cannot connect to {url}: {self._reason()}") from None
-
-    def _reason(self) -> str:
-        return "the server did not answer, or refused the connection (see its log); check the URL, PGPASSWORD or ~/.pgpass"
+            raise DatabaseError(f"cannot connect to {url}: the server did not answer in time; try again") from None
 
     @property
     def conn(self) -> Any:
