@@ -28,6 +28,7 @@ BUSY_TIMEOUT_S = 5.0
 PG_META = "authctl_schema"  # PostgreSQL's stand-in for SQLite's application_id / user_version / data_version
 PG_POOL_MAX = 50
 PG_CONNECT_TIMEOUT_S = 5.0
+POOL_WAIT_S = 1.0  # then one direct connection instead (see PostgresEngine.conn)
 STAMP_REUSE_S = 0.005  # how long the stamp read by a request's token lookup stands for that request
 
 
@@ -406,6 +407,7 @@ class PostgresEngine:
         self.local = threading.local()
         self._serials = 0
         self._serial_lock = threading.Lock()
+        self._direct: list[Any] = []  # connections made outside the pool (see ``conn``)
         import logging
 
         # the pool logs each failed attempt; with no logging set up Python would print those to stderr
@@ -431,14 +433,26 @@ class PostgresEngine:
     def conn(self) -> Any:
         conn = getattr(self.local, "conn", None)
         if conn is None or conn.closed:
+            from psycopg_pool import PoolTimeout
+
             try:
-                conn = self.pool.getconn()
+                conn, pooled = self.pool.getconn(timeout=POOL_WAIT_S), True
+            except PoolTimeout:
+                # the pool is empty: all in use, or backing off after an outage. One direct connection
+                # (closed when dropped) makes a server that is back answer at once, not after the backoff.
+                try:
+                    conn = self.psycopg.connect(self.url.raw, autocommit=True, connect_timeout=int(PG_CONNECT_TIMEOUT_S))
+                except self.psycopg.Error as exc:
+                    raise DatabaseError(f"database unavailable ({url_safe(self.url, exc)}); try again") from None
+                pooled = False
+                with self._serial_lock:
+                    self._direct.append(conn)
             except Exception as exc:
                 raise DatabaseError(f"database unavailable ({url_safe(self.url, exc)}); try again") from None
             with self._serial_lock:
                 self._serials += 1
                 self.local.serial = self._serials
-            self.local.conn, self.local.depth = conn, 0
+            self.local.conn, self.local.depth, self.local.pooled = conn, 0, pooled
         return conn
 
     @property
@@ -453,7 +467,12 @@ class PostgresEngine:
         self.local.depth = 0
         if conn is not None:
             try:
-                self.pool.putconn(conn)
+                if getattr(self.local, "pooled", True):
+                    self.pool.putconn(conn)
+                else:
+                    with self._serial_lock:
+                        self._direct = [c for c in self._direct if c is not conn]
+                    conn.close()
             except Exception:
                 pass
 
@@ -541,6 +560,10 @@ class PostgresEngine:
 
     def close(self) -> None:
         self.local.conn = None
+        with self._serial_lock:
+            direct, self._direct = self._direct, []
+        for conn in direct:
+            conn.close()
         self.pool.close()
 
     # ----------------------------------------------------------------- version and stamp
