@@ -161,6 +161,12 @@ def store_rows(server: str, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def run(quick: bool = False, store: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Every PostgreSQL figure in one run (``store=False``: the request path and replicas only)."""
+    with _server_url() as server:
+        return {"app": app_rows(server, quick), "store": store_rows(server, quick) if store else []}
+
+
 def _table(app: list[dict[str, Any]], store: list[dict[str, Any]]) -> str:
     lines = []
     for row in app[:-1]:
@@ -185,9 +191,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-store", action="store_true", help="only the request path and replicas")
     options = parser.parse_args()
-    with _server_url() as pg_server:
-        app_result = app_rows(pg_server, options.quick)
-        store_result = [] if options.skip_store else store_rows(pg_server, options.quick)
+    result = run(options.quick, store=not options.skip_store)
+    app_result, store_result = result["app"], result["store"]
     if store_result:
         print(_table(app_result, store_result))
     else:
