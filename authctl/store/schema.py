@@ -84,7 +84,9 @@ def _migration_4(db: Any) -> None:
         owners[key] = username
         if key != old:
             changed.append((key, user_id, old))
-    for key, user_id, old in changed:  # through a placeholder (U+FFFF: never in a real key, and not NUL, which PostgreSQL text refuses): a new key may be another row's old one
+    # through a placeholder (U+FFFF: in no real key, and not NUL, which PostgreSQL text refuses):
+    # a new key may be another row's old one
+    for key, user_id, old in changed:
         db.execute("UPDATE users SET username_key = ? WHERE id = ?", (f"\uffff{user_id}", user_id))
     for key, user_id, old in changed:
         db.execute("UPDATE users SET username_key = ? WHERE id = ?", (key, user_id))
