@@ -116,7 +116,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    db: Annotated[Optional[str], typer.Option("--db", help="Database file (env AUTHCTL_DB; default ./authctl.db).", show_default=False)] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database file or postgresql:// URL (env AUTHCTL_DB; default ./authctl.db).", show_default=False)] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (every command; also after it).")] = False,
     insecure_permissions: Annotated[bool, typer.Option("--insecure-permissions", help="Open a database readable by group/others.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
@@ -132,7 +132,7 @@ def main_options(
 
 
 def _register() -> None:
-    from . import admin, keys, policy, roles, targets, tokens, users
+    from . import admin, db, keys, policy, roles, targets, tokens, users
 
     app.add_typer(users.app, name="user", help="Users: add, list, show, passwords, roles, import/export.")
     app.add_typer(roles.app, name="role", help="Roles: permissions and inheritance.")
@@ -140,6 +140,7 @@ def _register() -> None:
     app.add_typer(tokens.app, name="token", help="Tokens: issue, inspect, verify, revoke.")
     app.add_typer(targets.app, name="target", help="Targets: how to authenticate to an app with its own security.")
     app.add_typer(policy.app, name="policy", help="The whole policy as a reviewable file: export, apply, diff, test.")
+    app.add_typer(db.app, name="db", help="The database as a whole: copy between SQLite and PostgreSQL.")
     admin.register(app)
     from . import check, serve, whocan
 

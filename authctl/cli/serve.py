@@ -76,7 +76,7 @@ def serve(
     import signal
     import sys
 
-    from ..store import resolve_db_path
+    from ..store import location_env, resolve_db_path
 
     path = resolve_db_path(state.db_option)
     with state.open_store() as store:  # fail now, in one line, if the database or a setting is unusable
@@ -84,7 +84,7 @@ def serve(
     if reload and workers > 1:
         raise InvalidInput("choose one of --reload and --workers")
     spec = app_spec or DEFAULT_APP
-    os.environ["AUTHCTL_DB"] = str(path.resolve())
+    os.environ["AUTHCTL_DB"] = location_env(path)
     if state.insecure_permissions:
         render.warn("--insecure-permissions does not reach the server; fix the file mode instead")
     from ..routes import load_app
