@@ -25,7 +25,7 @@ from .conftest import STRONG, Cli
 
 def test_cli_round_trip_on_each_engine(engine_seeded: Cli) -> None:
     cli = engine_seeded
-    listed = json.loads(cli("user", "list", "--json").stdout)
+    listed = json.loads(cli("user", "list", "--json").stdout)["users"]
     assert sorted(u["username"] for u in listed) == ["rahul", "suman"]
     assert cli("check", "DELETE", "/student/3", "--as", "rahul").exit_code == 4
     assert cli("check", "DELETE", "/student/3", "--as", "suman").exit_code == 0
@@ -66,7 +66,7 @@ def test_init_refuses_a_database_that_is_not_empty(pg_url: str) -> None:
 def test_init_twice_is_refused_and_keeps_the_database(engine_seeded: Cli) -> None:
     again = engine_seeded("init")
     assert again.exit_code == 1
-    assert len(json.loads(engine_seeded("user", "list", "--json").stdout)) == 2
+    assert len(json.loads(engine_seeded("user", "list", "--json").stdout)["users"]) == 2
 
 
 def test_open_without_init_says_so(pg_url: str) -> None:

@@ -51,7 +51,7 @@ def test_two_servers_see_each_cli_change_on_the_next_request(pg_url: str, tmp_pa
         new_key_token = _token(cli, "rahul")
         assert _statuses(servers, "/students", new_key_token) == [200, 200]
         old_kid = [k for k in cli("key", "list", "--json").stdout.split('"') if k.startswith("es256-")][0]
-        assert cli("key", "retire", old_kid).exit_code == 0, old_kid
+        assert cli("key", "retire", old_kid, "--yes").exit_code == 0, old_kid
         assert _statuses(servers, "/students", old_key_token) == [401, 401]
 
         # a permission revoked from a role: 403 on both
