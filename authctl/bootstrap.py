@@ -19,14 +19,11 @@ def create_database(
     demo: bool = False,
     demo_passwords: Mapping[str, str] | None = None,
 ) -> tuple["Store", "SigningKey", list["DemoUser"]]:
-    """All or nothing: on any failure the new file is removed again."""
-    from pathlib import Path
-
+    """All or nothing: on any failure the new file (or the new tables) is removed again."""
     from . import keys
     from .store import Store
 
     key = keys.generate(alg)  # before the file exists: a bad algorithm leaves nothing behind
-    path = Path(path)
     store = Store.create(path)
     try:
         with store.transaction():
@@ -41,8 +38,6 @@ def create_database(
 
             demo_users = seed_demo(store, demo_passwords)
     except BaseException:
-        store.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        store.discard()  # the file removed, or the PostgreSQL tables dropped
         raise
     return store, key, demo_users

@@ -136,10 +136,13 @@ def parse_import(
     check_hash: Callable[[str], str],
     look_alike: Callable[[str], str | None] = lambda name: None,
     allow_mixed_script: bool = False,
+    passwordless: bool = False,
 ) -> ImportReport:
     """Validate every row; never stops at the first error.
 
     ``look_alike(name)`` names an existing user whose name looks like ``name`` (UTS #39).
+    ``passwordless`` accepts rows with neither password nor hash (as ``user export`` writes
+    them): the caller gives each one a password or keeps it disabled.
     """
     rows: list[ImportRow] = []
     errors: list[InvalidInput] = []
@@ -170,8 +173,9 @@ def parse_import(
             if password and password_hash:
                 raise InvalidInput("give password or password_hash, not both")
             if password is None and password_hash is None:
-                raise InvalidInput("needs a password or a password_hash")
-            if password is not None:
+                if not passwordless:
+                    raise InvalidInput("needs a password or a password_hash (or import with --generate or --keep-disabled)")
+            elif password is not None:
                 password = check_password(str(password), username)
             else:
                 check_hash(str(password_hash))

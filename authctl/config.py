@@ -13,25 +13,40 @@ from typing import Any, Callable, Mapping
 
 from .errors import InvalidInput
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_PLAIN = re.compile(r"^\s*(\d{1,12})\s*$")
+_COMPOUND = re.compile(r"^(?:\d{1,12}[wdhms])+$")
+_PART = re.compile(r"(\d+)([wdhms])")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_duration(text: str | int) -> int:
-    """'15m', '1h', '7d', '30s' or plain seconds -> seconds."""
-    if isinstance(text, int):
+    """'15m', '1h30m', '2w', '1d12h', '30s' or plain seconds -> seconds (the one duration parser).
+
+    Units go largest first, each at most once: '30m1h' and '1h1h' are refused as likely typos.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
         return text
-    match = _DURATION.match(str(text).lower())
-    if not match:
-        raise InvalidInput(f"invalid duration {str(text)[:20]!r}: use e.g. 30s, 15m, 1h, 7d")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    raw = str(text).strip().lower().replace(" ", "")
+    plain = _PLAIN.match(raw)
+    if plain:
+        return int(plain.group(1))
+    parts = _PART.findall(raw) if _COMPOUND.match(raw) else []
+    order = [unit for _, unit in parts]
+    if not parts or order != sorted(set(order), key=list(_UNITS).index):
+        raise InvalidInput(f"invalid duration {str(text)[:20]!r}: use e.g. 30s, 15m, 1h30m, 7d, 2w")
+    return sum(int(number) * _UNITS[unit] for number, unit in parts)
 
 
 def format_duration(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """Seconds as the compound form parse_duration reads back: 5400 -> '1h30m'."""
+    if not seconds:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
 
 
 def _int_range(low: int, high: int) -> Callable[[Any], int]:
@@ -207,6 +222,24 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
 def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Validate an app's setting overrides when it is built, not on its first request."""
     return {key: parse_setting(key, value) for key, value in overrides.items() if value is not None}
+
+
+def sources(
+    stored: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Where each effective setting comes from, in ``resolve``'s order: option, env AUTHCTL_X, stored, default."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for key in SPECS:
+        if overrides and overrides.get(key) is not None:
+            found[key] = "option"
+        elif environ.get(env_name(key)) is not None:
+            found[key] = f"env {env_name(key)}"
+        else:
+            found[key] = "stored" if key in stored else "default"
+    return found
 
 
 def resolve(

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .store import Store
 
 DEFAULT_ALG = "ES256"
+# Offered by `init` / `key rotate` (the CLI's choices, pinned equal by tests/test_cli_conventions.py);
+# the others are import-only so that authctl can mint tokens an existing app already accepts.
+GENERATED_ALGS = ("ES256", "EdDSA", "RS256", "HS256")
 SUPPORTED_ALGS = (
     "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
     "HS256", "HS384", "HS512",

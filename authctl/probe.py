@@ -321,12 +321,23 @@ class Session:
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions), base_url=base_url,
             follow_redirects=False,
         )
+        self._logins: dict[Any, Any] = {}
 
-    def request(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, token: str | None = None, credential: Any = None, **kwargs: Any) -> Any:
+        """``credential`` (a ``targets.Credential``) is sent the target's way, its login performed once first."""
         _check_path(path)
+        headers = dict(kwargs.pop("headers", None) or {})
         if token is not None:
-            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Bearer {token}"}
-        return self._loop.run_until_complete(self._client.request(method, path, **kwargs))
+            headers["Authorization"] = f"Bearer {token}"
+        if credential is not None:
+            ready = self._loop.run_until_complete(_logged_in(self._client, credential, self._logins, "the app"))
+            headers.update(ready.headers)
+            if ready.query:
+                kwargs["params"] = {**dict(kwargs.get("params") or {}), **ready.query}
+            if ready.cookies:  # a Cookie header: httpx deprecates per-request cookies
+                cookie = "; ".join(f"{name}={value}" for name, value in ready.cookies.items())
+                headers["Cookie"] = f"{headers['Cookie']}; {cookie}" if headers.get("Cookie") else cookie
+        return self._loop.run_until_complete(self._client.request(method, path, headers=headers, **kwargs))
 
     def close(self) -> None:
         if not self._loop.is_closed():

@@ -11,6 +11,10 @@ Fixtures:
 * ``authctl_client`` -- the app in-process over ASGI on ``authctl_db``, through its real
   dependencies (no ``dependency_overrides``): ``authctl_client.as_user("rahul").get(...)``,
   ``authctl_client.anonymous().delete(...)``;
+* ``authctl_target`` -- for an app with its own security (``OAuth2PasswordBearer``, API
+  keys, Basic ...): the ``targets.Target`` whose credentials the client speaks (the
+  ``authctl_target`` ini option names one in ``authctl_db``; or override the fixture and
+  ``targets.add(authctl_db, ...)``); None: authctl's own tokens;
 * ``authctl_token`` -- ``authctl_token("rahul")``: an access token for that user;
 * ``authctl_matrix`` -- ``authctl_matrix.check(expectations=None)``: asserts a whole
   expectation table (``{"DELETE /student/{id}": {"rahul": 403}}``, a policy, or by
@@ -35,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--authctl-policy", default=None, help="policy file for the authctl_db fixture")
     parser.addini("authctl_policy", "policy file for the authctl_db fixture", default="")
     parser.addini("authctl_app", "module:attr of the app for authctl_client (default: the bundled demo)", default="")
+    parser.addini("authctl_target", "target (in authctl_db) whose credentials authctl_client speaks", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,10 +80,23 @@ def authctl_app(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def authctl_client(authctl_app: Any, authctl_db: Any) -> Iterator[Any]:
+def authctl_target(request: pytest.FixtureRequest, authctl_db: Any) -> Any:
+    """How ``authctl_client`` speaks to an app with its own security: the target named by the
+    ``authctl_target`` ini option in ``authctl_db``, else None (authctl's own tokens). Override
+    it to make one in code with ``authctl.targets.add(authctl_db, ...)``."""
+    name = request.config.getini("authctl_target")
+    if not name:
+        return None
+    from authctl import targets
+
+    return targets.get(authctl_db, name)
+
+
+@pytest.fixture
+def authctl_client(authctl_app: Any, authctl_db: Any, authctl_target: Any) -> Iterator[Any]:
     from authctl import testing
 
-    client = testing.Client(authctl_app, authctl_db)
+    client = testing.Client(authctl_app, authctl_db, authctl_target)
     try:
         yield client
     finally:
@@ -110,7 +128,7 @@ class Matrix:
             table = testing.as_policy(source).matrix_expectations()
         return testing.run_expectations(
             self.store, self.app, table, strict=self.strict if strict is None else strict, live=live,
-            live_app=self.app if live else None, unsafe=unsafe,
+            live_app=self.app if live else None, unsafe=unsafe, target=self._client.target,
         )
 
     def check(self, expectations: Any = None, **options: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -117,6 +117,35 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
+
+
+class Output:
+    """The one place a command's result becomes output, so no command branches on --json.
+
+    A command hands over its data (a JSON-ready value) and, for people, how to show
+    it; ``--json`` (before or after the command) picks the JSON.
+    """
+
+    def __init__(self) -> None:
+        self.json = False
+
+    def emit(self, data: Any, human: "Callable[[Any], None] | None" = None) -> None:
+        """JSON of ``data`` under --json (or when there is no human form), else ``human(data)``."""
+        if self.json or human is None:
+            emit_json(data)
+        else:
+            human(data)
+
+    def format(self, chosen: str) -> str:
+        """A --format choice: --json wins over it."""
+        return "json" if self.json else chosen
+
+
+output = Output()
+
+
+def emit(data: Any, human: "Callable[[Any], None] | None" = None) -> None:
+    output.emit(data, human)
 
 
 def emit_line(line: str) -> None:
@@ -335,13 +364,14 @@ def audit_table(entries: Iterable["AuditEntry"]) -> None:
     out().print(table)
 
 
-def settings_table(settings: "Settings", stored: dict[str, Any]) -> None:
+def settings_table(settings: "Settings", sources: dict[str, str]) -> None:
+    """Each setting with where its value comes from (``config.sources``)."""
     from .config import SPECS, format_duration
 
     table = _table("setting", "value", "source", "meaning")
     for key, value in settings.as_dict().items():
         shown = format_duration(value) if key.endswith(("_ttl", "leeway")) else value
-        source = "stored" if key in stored else "default"
+        source = sources[key]
         table.add_row(text(key), text(shown), text(source, "dim"), text(SPECS[key].help, "dim"))
     out().print(table)
 

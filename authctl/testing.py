@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .policyfile import Policy
     from .store import Store
     from .policy import Outcome
+    from .targets import Target
 
 
 def as_policy(source: "Policy | Mapping[str, Any] | str | Path | None") -> "Policy":
@@ -97,11 +98,13 @@ class Report:
 def run_expectations(
     store: "Store", app: Any, expectations: Mapping[tuple[str, str], Mapping[str, "Outcome"]], *, strict: bool = False,
     live: bool = False, live_app: Any = None, unsafe: bool = False, params: Mapping[str, str] | None = None,
+    target: "Target | None" = None,
 ) -> Report:
     """Every expectation over the app's routes; ``strict``: a route without any expectation fails too.
 
     ``live`` also sends each cell to ``live_app`` in-process (mutating methods only with
-    ``unsafe``); an expected cell that was not sent is a failure, never a pass.
+    ``unsafe``); an expected cell that was not sent is a failure, never a pass. ``target``:
+    the cells speak that target's credentials (an app with its own security).
     """
     from . import matrix
 
@@ -111,7 +114,7 @@ def run_expectations(
     for user in users:
         store.get_user(user)  # NotFound before anything runs
     users.append(matrix.ANONYMOUS)
-    cells = matrix.offline_cells(store, app, users, params or {}, token_per_cell=live)
+    cells = matrix.offline_cells(store, app, users, params or {}, token_per_cell=live, target=target)
     without = matrix.apply_expectations(cells, expectations, users=users, strict=strict)  # unknown names: InvalidInput
     if live:
         matrix.attach_live([c for c in cells if c.expected is not None], app=live_app, unsafe=unsafe)
@@ -120,7 +123,7 @@ def run_expectations(
         message = _failure_message(cell, live)
         if message:
             failures.append(Failure(f"{cell.route.method} {cell.route.template}", cell.user, message,
-                                    trace(store, app, cell)))
+                                    trace(store, app, cell, target)))
     requires = {c.route.key: c.route.requires for c in cells}
     for key in without:
         failures.append(Failure(key, None, f"{key} ({requires[key]}) has no expectation: decide who may call it"))
@@ -145,14 +148,26 @@ def _failure_message(cell: "Cell", live: bool) -> str | None:
     return None
 
 
-def trace(store: "Store", app: Any, cell: "Cell") -> list[str]:
-    """The two phases of ``authctl check`` for one cell, as plain lines."""
+def trace(store: "Store", app: Any, cell: "Cell", target: "Target | None" = None) -> list[str]:
+    """The two phases of ``authctl check`` for one cell, as plain lines (a native route's steps too)."""
     from . import explain, matrix
 
-    subject = explain.ANONYMOUS if cell.user == matrix.ANONYMOUS else explain.Subject("user", cell.user, cell.token)
+    if cell.user == matrix.ANONYMOUS:
+        subject = explain.ANONYMOUS
+    elif target is not None:
+        subject = explain.subject_for_target(store, target, cell.user)
+    else:
+        subject = explain.Subject("user", cell.user, cell.token)
     data = explain.check(store, app, cell.route.method, cell.route.path, subject).as_dict()
     authn, authz, verdict = data["authentication"], data["authorization"], data["verdict"]
     lines = [f"route {data['route']['method']} {data['route']['path']}: requires {authz['requires']}"]
+    if data.get("native"):
+        for ok, name, detail in ((s["ok"], s["name"], s["detail"]) for s in data["native"]["steps"]):
+            lines.append(f"{'ok' if ok else 'FAILED' if ok is False else '?'} {name}: {detail}")
+        lines.append(f"verdict {verdict['status']}: {verdict['reason']}")
+        if cell.live is not None:
+            lines.append(f"live: {cell.live.status} {str(cell.live.body)[:200]}")
+        return lines
     if not authn["checked"]:
         lines.append("1 authentication: not checked (the route reads no token)")
     else:
@@ -209,12 +224,12 @@ class Client:
     a token minted for rahul with the active key, exactly as one from ``POST /token``.
     """
 
-    def __init__(self, app: Any, store: "Store"):
+    def __init__(self, app: Any, store: "Store", target: "Target | None" = None):
         from . import fastapi as integration
         from .explain import app_overrides
         from .probe import Session
 
-        self.app, self.store = app, store
+        self.app, self.store, self.target = app, store, target
         self._auths = integration.auth_objects(app)
         for auth in self._auths:
             auth.use_store(store)
@@ -234,6 +249,12 @@ class Client:
         return self._tokens[key]
 
     def as_user(self, username: str) -> "Caller":
+        """Requests as ``username``: with a target, speaking the app's own credentials (its
+        token template, its login, Basic or an API key); otherwise an authctl access token."""
+        if self.target is not None:
+            from . import targets
+
+            return Caller(self._session, None, targets.credential(self.store, self.target, username))
         return Caller(self._session, self.token(username))
 
     def anonymous(self) -> "Caller":
@@ -248,11 +269,11 @@ class Client:
 class Caller:
     """Requests as one user (or nobody); each returns httpx's response."""
 
-    def __init__(self, session: Any, token: str | None):
-        self._session, self._token = session, token
+    def __init__(self, session: Any, token: str | None, credential: Any = None):
+        self._session, self._token, self._credential = session, token, credential
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._session.request(method.upper(), path, token=self._token, **kwargs)
+        return self._session.request(method.upper(), path, token=self._token, credential=self._credential, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

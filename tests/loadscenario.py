@@ -130,7 +130,7 @@ def run(tmp: Path, seconds: float, *, max_users: int = 40, max_rotations: int = 
                 cli("user", "add", f"load-{i}", "--role", "student", "--password-stdin", input=PASSWORD + "\n")
                 outcome.added.append(f"load-{i}")
                 if i % 3 == 2:
-                    cli("user", "remove", f"load-{i - 1}")
+                    cli("user", "remove", "--yes", f"load-{i - 1}")
                     outcome.removed.append(f"load-{i - 1}")
 
         def rotate_keys_and_grant() -> None:

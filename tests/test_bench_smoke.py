@@ -12,7 +12,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 MODULES = ("benchlib", "baseline_cli", "bench_coldstart", "bench_store", "bench_tokens", "bench_app", "bench_bulk",
-           "bench_matrix", "bench_native", "bench_plugin", "app_factory", "run", "soak")
+           "bench_matrix", "bench_native", "bench_plugin", "bench_pg", "app_factory", "run", "soak")
 
 
 @pytest.fixture

@@ -60,18 +60,33 @@ def test_user_add_show_list_with_inherited_permissions(seeded: Cli) -> None:
     assert data["failed_logins"] == 0 and data["locked"] is False
     assert "password_hash" not in json.dumps(data)
     listing = json.loads(seeded("user", "list", "--json").stdout)
-    assert [user["username"] for user in listing] == ["rahul", "suman"]
+    assert [user["username"] for user in listing["users"]] == ["rahul", "suman"]
+    assert listing["total"] == 2 and listing["next_offset"] is None
+
+
+def _names(result) -> list[str]:
+    return [u["username"] for u in json.loads(result.stdout)["users"]]
 
 
 def test_user_list_filters_and_pages(seeded: Cli) -> None:
-    assert [u["username"] for u in json.loads(seeded("user", "list", "--role", "student", "--json").stdout)] == ["rahul"]
+    assert _names(seeded("user", "list", "--role", "student", "--json")) == ["rahul"]
     seeded("user", "disable", "rahul")
-    assert [u["username"] for u in json.loads(seeded("user", "list", "--status", "disabled", "--json").stdout)] == ["rahul"]
-    assert [u["username"] for u in json.loads(seeded("user", "list", "--limit", "1", "--offset", "1", "--json").stdout)] == ["suman"]
-    assert json.loads(seeded("user", "list", "--status", "active", "--role", "student", "--json").stdout) == []
+    assert _names(seeded("user", "list", "--status", "disabled", "--json")) == ["rahul"]
+    first = json.loads(seeded("user", "list", "--limit", "1", "--json").stdout)
+    assert [u["username"] for u in first["users"]] == ["rahul"] and first["total"] == 2 and first["next_offset"] == 1
+    last = json.loads(seeded("user", "list", "--limit", "1", "--offset", "1", "--json").stdout)
+    assert [u["username"] for u in last["users"]] == ["suman"] and last["total"] == 2 and last["next_offset"] is None
+    none = json.loads(seeded("user", "list", "--status", "active", "--role", "student", "--json").stdout)
+    assert none == {"users": [], "total": 0, "next_offset": None}
     bad = seeded("user", "list", "--status", "sleeping")
-    assert bad.exit_code == 1 and "active or disabled" in bad.stderr
+    assert bad.exit_code == 2 and "'active'" in bad.stderr and "'disabled'" in bad.stderr
     assert seeded("user", "list", "--role", "ghost").exit_code == 1
+
+
+def test_user_list_human_names_the_next_page(seeded: Cli) -> None:
+    page = seeded("user", "list", "--limit", "1")
+    assert page.exit_code == 0 and "rahul" in page.stdout and "suman" not in page.stdout
+    assert "of 2 users" in page.stderr and "--offset 1" in page.stderr
 
 
 def test_global_json_flag_works_too(seeded: Cli) -> None:
@@ -80,9 +95,11 @@ def test_global_json_flag_works_too(seeded: Cli) -> None:
 
 
 def test_empty_lists_print_empty_json_arrays(initialized: Cli) -> None:
-    for args in (("user", "list"), ("role", "list"), ("perm", "list")):
+    for args in (("role", "list"), ("perm", "list")):
         result = initialized(*args, "--json")
         assert result.exit_code == 0 and json.loads(result.stdout) == []
+    users = initialized("user", "list", "--json")
+    assert users.exit_code == 0 and json.loads(users.stdout) == {"users": [], "total": 0, "next_offset": None}
 
 
 def test_duplicate_user_is_a_clear_error(seeded: Cli) -> None:
@@ -126,9 +143,9 @@ def test_passwd_disable_enable_remove_logout_unlock(seeded: Cli) -> None:
     assert disabled["status"] == "disabled" and disabled["token_version"] == before.token_version + 2
     assert json.loads(seeded("user", "enable", "rahul", "--json").stdout)["status"] == "active"
     assert seeded("user", "unlock", "rahul").exit_code == 0
-    assert seeded("user", "remove", "rahul").exit_code == 0
+    assert seeded("user", "remove", "--yes", "rahul").exit_code == 0
     assert users_in(seeded.db) == ["suman"]
-    missing = seeded("user", "remove", "rahul")
+    missing = seeded("user", "remove", "--yes", "rahul")
     assert missing.exit_code == 1 and "no user named 'rahul'" in missing.stderr
 
 
@@ -162,7 +179,7 @@ def test_role_remove_needs_force_when_assigned(seeded: Cli) -> None:
     refused = seeded("role", "remove", "student")
     assert refused.exit_code == 1 and "--force" in refused.stderr
     assert json.loads(seeded("user", "show", "rahul", "--json").stdout)["roles"] == ["student"]
-    removed = seeded("role", "remove", "student", "--force")
+    removed = seeded("role", "remove", "student", "--force", "--yes")
     assert removed.exit_code == 0 and "1 user" in removed.stderr
     assert json.loads(seeded("user", "show", "rahul", "--json").stdout)["roles"] == []
 
@@ -180,8 +197,10 @@ def test_perm_list_and_log(seeded: Cli) -> None:
 
 def test_config_show_and_set(initialized: Cli) -> None:
     assert initialized("config", "set", "access_ttl", "5m").exit_code == 0
-    settings = json.loads(initialized("config", "show", "--json").stdout)
+    shown = json.loads(initialized("config", "show", "--json").stdout)
+    settings, sources = shown["settings"], shown["sources"]
     assert settings["access_ttl"] == 300 and settings["argon2_memory_kib"] >= 19456
+    assert sources["access_ttl"] == "stored" and sources["issuer"] == "default"
     bad = initialized("config", "set", "argon2_time_cost", "1")
     assert bad.exit_code == 1 and "between 2 and 100" in bad.stderr
     assert initialized("config", "set", "nonsense", "1").exit_code == 1
@@ -219,7 +238,7 @@ def test_import_jsonl_dry_run_then_real(seeded: Cli, tmp_path: Path) -> None:
     path = tmp_path / "users.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     dry = json.loads(seeded("user", "import", str(path), "--dry-run", "--json").stdout)
-    assert dry == {"valid": 6, "imported": 0, "dry_run": True}
+    assert dry == {"valid": 6, "imported": 0, "dry_run": True, "generated": [], "disabled_without_password": []}
     assert len(users_in(seeded.db)) == 2
     real = json.loads(seeded("user", "import", str(path), "--workers", "2", "--json").stdout)
     assert real["imported"] == 6

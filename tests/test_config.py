@@ -68,7 +68,7 @@ def test_serve_with_a_bad_leeway_refuses_to_start(seeded: Cli) -> None:
     done = _serve(seeded.db, AUTHCTL_LEEWAY="abc")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "error: environment variable AUTHCTL_LEEWAY: invalid duration 'abc': use e.g. 30s, 15m, 1h, 7d"]
+        "error: environment variable AUTHCTL_LEEWAY: invalid duration 'abc': use e.g. 30s, 15m, 1h30m, 7d, 2w"]
 
 
 def test_serve_checks_the_settings_it_will_use_before_starting(seeded: Cli) -> None:
@@ -104,4 +104,5 @@ def test_good_values_from_the_environment_are_used(seeded: Cli, monkeypatch) -> 
     monkeypatch.setenv("AUTHCTL_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AUTHCTL_DEBUG", "0")
     shown = seeded("config", "show", "--json")
-    assert shown.exit_code == 0 and json.loads(shown.stdout)["leeway"] == 60
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["settings"]["leeway"] == 60
+    assert json.loads(shown.stdout)["sources"]["leeway"] == "env AUTHCTL_LEEWAY"

@@ -394,7 +394,7 @@ def test_kill_9_while_import_hashes_writes_nothing_and_leaves_a_working_database
     assert added.returncode == 0, added.stderr
     listed = run(db, "user", "list", "--json", "--limit", "10000")
     assert listed.returncode == 0, listed.stderr
-    assert {u["username"] for u in json.loads(listed.stdout)} == {row[0] for row in before} | {"after-crash"}
+    assert {u["username"] for u in json.loads(listed.stdout)["users"]} == {row[0] for row in before} | {"after-crash"}
 
 
 def test_kill_9_inside_the_import_transaction_rolls_the_whole_import_back(
@@ -477,7 +477,7 @@ def test_read_only_database_file_allows_reads_and_refuses_writes_cleanly(mode_bo
     try:
         listed = run(db, "user", "list", "--json", "--limit", "10000", limits=limits)
         assert listed.returncode == 0, listed.stderr
-        assert len(json.loads(listed.stdout)) == len(before)
+        assert len(json.loads(listed.stdout)["users"]) == len(before)
         added = run(db, "user", "add", "newcomer", "--password-stdin", input=STRONG + "\n", limits=limits)
         line = assert_one_line_error(added)
         assert str(db) in line and "permissions" in line, line
@@ -544,7 +544,7 @@ def test_a_lock_held_past_the_busy_timeout_fails_the_write_in_one_line(db: Path)
         assert holder.stdout.readline().strip() == "locked"
         listed = run(db, "user", "list", "--json", "--limit", "10000")
         assert listed.returncode == 0, listed.stderr
-        assert len(json.loads(listed.stdout)) == len(before)
+        assert len(json.loads(listed.stdout)["users"]) == len(before)
         blocked = run(db, "user", "add", "newcomer", "--password-stdin", input=STRONG + "\n")
         line = assert_one_line_error(blocked)
         assert "busy" in line, line

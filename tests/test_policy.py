@@ -106,7 +106,7 @@ def test_prune_is_the_only_way_anything_is_removed(seeded: Cli, tmp_path: Path) 
     assert seeded("role", "show", "extra").exit_code == 0
     assert seeded("policy", "diff", str(path)).exit_code == 0
     assert seeded("policy", "diff", "--prune", str(path)).exit_code == 7
-    pruned = seeded("policy", "apply", "--prune", str(path))
+    pruned = seeded("policy", "apply", "--yes", "--prune", str(path))
     assert "- role extra" in pruned.stdout and "- role student grants extra:read" in pruned.stdout
     assert seeded("role", "show", "extra").exit_code == 1
     assert seeded("policy", "export").stdout == path.read_text()
@@ -404,7 +404,7 @@ def test_policy_apply_changes_targets_keeping_their_secret_and_prunes_them(with_
         credential = targets.credential(store, targets.get(store, "shop"), "suman")  # the stored key still signs
         assert credential.headers["Authorization"].startswith("Token ") and credential.scopes == ("items:read", "items:write")
     assert with_targets("target", "show", "accounts").exit_code == 0
-    assert with_targets("policy", "apply", str(changed), "--prune").exit_code == 0
+    assert with_targets("policy", "apply", str(changed), "--prune", "--yes").exit_code == 0
     assert with_targets("target", "show", "accounts").exit_code == 1
     assert with_targets("policy", "diff", str(changed), "--prune").exit_code == 0
 

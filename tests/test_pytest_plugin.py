@@ -136,6 +136,72 @@ def test_dashboard(authctl_client, authctl_matrix, authctl_db):
     result.assert_outcomes(passed=1)
 
 
+NATIVE_POLICY = '''
+[users.rahul]
+[users.suman]
+
+[expect."GET /items"]
+rahul = "allow"
+suman = "allow"
+anonymous = 401
+
+[expect."POST /items"]
+rahul = 403
+suman = "allow"
+anonymous = 401
+'''
+
+NATIVE_TARGETS = '''
+import pytest
+from authctl import targets
+from tests.nativeapps.common import SECRET, USERS
+
+@pytest.fixture
+def authctl_target(authctl_db):
+    if MODE == "login":  # the app's own OAuth2 password login, each user's password given in code
+        return targets.add(authctl_db, "shop", mode="login", token_url="/token",
+                           passwords={name: user["password"] for name, user in USERS.items()})
+    return targets.add(authctl_db, "shop", mode="token", key=SECRET.encode(), alg="HS256", scope_claim="scope",
+                       scopes={name: " ".join(user["scopes"]) for name, user in USERS.items()})
+'''
+
+NATIVE_TESTS = '''
+def test_the_app_is_spoken_to_in_its_own_credentials(authctl_client, authctl_app):
+    assert authctl_client.as_user("suman").post("/items").status_code == 200
+    assert authctl_client.as_user("rahul").post("/items").status_code == 403
+    assert authctl_client.anonymous().get("/items").status_code == 401
+    assert authctl_app.dependency_overrides == {}
+
+def test_native_expectations_live(authctl_matrix):
+    report = authctl_matrix.check(live=True)
+    assert sum(cell.live is not None for cell in report.cells if cell.expected is not None) == 6
+'''
+
+
+@pytest.mark.parametrize("mode", ["token", "login"])
+def test_a_native_app_through_a_target(pytester: pytest.Pytester, mode: str) -> None:
+    """An app with its own OAuth2 security: the client speaks a target's credentials, the
+    expectations are observed live, and a wrong one fails with the native steps in its trace."""
+    pytester.makefile(".toml", policy=NATIVE_POLICY)
+    pytester.makeini("[pytest]\nauthctl_policy = policy.toml\nauthctl_app = tests.nativeapps.oauth2_scopes:app\n")
+    pytester.makeconftest(f"MODE = {mode!r}\n" + NATIVE_TARGETS)
+    pytester.makepyfile(test_native=NATIVE_TESTS)
+    result = pytester.runpytest("-p", "authctl.pytest_plugin", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+    pytester.makepyfile(test_native='''
+def test_rahul_may_add(authctl_matrix):
+    authctl_matrix.check({"POST /items": {"rahul": "allow"}}, live=True)
+''')
+    failing = pytester.runpytest("-p", "authctl.pytest_plugin", "-p", "no:cacheprovider")
+    failing.assert_outcomes(failed=1)
+    failing.stdout.fnmatch_lines(["*POST /items as rahul: expected allow, got 403 (live status 403)*",
+                                  "*OAuth2PasswordBearer (bearer): the request carries its credential*",
+                                  "*live: 403*"])
+    if mode == "token":  # the template's scopes are known offline: the trace names the missing one
+        failing.stdout.fnmatch_lines(["*FAILED scope items:write: missing*"])
+
+
 def test_the_plugin_costs_nothing_for_suites_that_do_not_use_it() -> None:
     code = ("import sys, authctl.pytest_plugin; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'httpx', 'jwt', 'rich',"

@@ -325,17 +325,17 @@ def test_private_keys_stay_out_of_key_commands_errors_and_log(seeded: Cli, tmp_p
     encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                             serialization.BestAvailableEncryption(b"passphrase-1234")))
     refused = [
-        seeded("key", "import", str(pem_file), "--alg", "RS256"),
-        seeded("--json", "key", "import", str(pem_file), "--alg", "HS256"),
-        seeded("key", "import", str(pem_file), "--alg", "ES384"),
-        seeded("key", "import", str(corrupt)),
-        seeded("--json", "key", "import", str(encrypted)),
-        seeded("key", "import", "-", "--alg", "ES256", input=pem.replace("PRIVATE KEY", "PUBLIC KEY")),
+        seeded("key", "import", "--yes", str(pem_file), "--alg", "RS256"),
+        seeded("--json", "key", "import", "--yes", str(pem_file), "--alg", "HS256"),
+        seeded("key", "import", "--yes", str(pem_file), "--alg", "ES384"),
+        seeded("key", "import", "--yes", str(corrupt)),
+        seeded("--json", "key", "import", "--yes", str(encrypted)),
+        seeded("key", "import", "--yes", "-", "--alg", "ES256", input=pem.replace("PRIVATE KEY", "PUBLIC KEY")),
     ]
     for run in refused:
         assert run.exit_code == 1 and run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
         assert run.stdout == ""
-    imported = seeded("--json", "key", "import", str(pem_file), "--kid", "legacy-app")
+    imported = seeded("--json", "key", "import", "--yes", str(pem_file), "--kid", "legacy-app")
     assert imported.exit_code == 0, imported.stderr
     assert json.loads(imported.stdout)["kid"] == "legacy-app"
     rotated = [seeded("key", "rotate"), seeded("--json", "key", "rotate")]
@@ -362,7 +362,7 @@ def test_hmac_secrets_stay_out_of_key_commands_errors_and_log(seeded: Cli):
     secret = sentinel("Secret") + "-" + uuid.uuid4().hex  # > 64 bytes: enough for HS256
     short = sentinel("Short")[:30]
     runs = [
-        seeded("key", "import", "-", "--hmac", "--alg", "HS256", "--kid", "shared", input=secret + "\n"),
+        seeded("key", "import", "--yes", "-", "--hmac", "--alg", "HS256", "--kid", "shared", input=secret + "\n"),
         seeded("--json", "key", "list"),
         seeded("key", "list"),
         seeded("key", "jwks"),
@@ -370,8 +370,8 @@ def test_hmac_secrets_stay_out_of_key_commands_errors_and_log(seeded: Cli):
     assert runs[0].exit_code == 0, runs[0].stderr
     assert "left out (shared secrets are never published): shared" in runs[3].stderr
     refused = [
-        seeded("key", "import", "-", "--hmac", "--alg", "HS256", input=short + "\n"),
-        seeded("--json", "key", "import", "-", "--alg", "ES256", input=secret + "\n"),
+        seeded("key", "import", "--yes", "-", "--hmac", "--alg", "HS256", input=short + "\n"),
+        seeded("--json", "key", "import", "--yes", "-", "--alg", "ES256", input=secret + "\n"),
     ]
     assert [r.exit_code for r in refused] == [1, 1]
     assert "at least 32 random bytes" in refused[0].stderr and "not a private key" in refused[1].stderr

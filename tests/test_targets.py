@@ -248,6 +248,8 @@ def test_readme_own_app_walkthrough_runs_as_written(cli, tmp_path):
     assert len(commands) >= 6
     ran = 0
     for command in commands:
+        if command.startswith("export AUTHCTL_DB="):
+            continue  # the fixture's own database stands for it
         if command.startswith("(umask 077; printf"):
             secret = re.search(r"printf '([^']+)'", command).group(1)
             private_file(tmp_path / "shop.key", secret)

@@ -62,7 +62,7 @@ def test_the_whole_story(seeded: Cli) -> None:
     new_token = issue(cli, "--as", "rahul")
     assert json.loads(cli("token", "verify", new_token, "--json").stdout)["kid"] != old_kid
 
-    assert cli("key", "retire", old_kid).exit_code == 0
+    assert cli("key", "retire", "--yes", old_kid).exit_code == 0
     retired = cli("token", "verify", token)
     assert retired.exit_code == 3 and f"key {old_kid} was retired" in retired.stderr
     inspected = cli("token", "inspect", token, "--json")
@@ -337,7 +337,7 @@ def test_an_imported_key_mints_tokens_an_existing_app_accepts(initialized: Cli, 
     import jwt
 
     secret = "an-existing-apps-long-random-secret-value-0123456789"
-    assert initialized("key", "import", "-", "--hmac", "--kid", "app", input=secret + "\n").exit_code == 0
+    assert initialized("key", "import", "--yes", "-", "--hmac", "--kid", "app", input=secret + "\n").exit_code == 0
     initialized("role", "add", "student")
     initialized("user", "add", "rahul", "--role", "student", "--password-stdin", input=STRONG + "\n")
     token = issue(initialized, "--as", "rahul")

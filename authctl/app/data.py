@@ -14,9 +14,10 @@ is idempotent), so repeated live checks of ``DELETE /student/3`` agree.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
+
+from ..store.schema import create_app_table, register_app_table
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -85,57 +86,50 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
             user = store.add_user(username, hashes[username], [role])
             password, generated = chosen[username]
             created.append(DemoUser(username, role, user.id, password if generated else None))
-        _create_tables(store.conn)
+        _create_tables(store)
         by_name = {user.username: user for user in created}
         rahul = by_name["rahul"].user_id
-        store.conn.execute(
+        store.execute(
             "INSERT INTO demo_students (id, name, course, user_id) VALUES (?, ?, ?, ?)",
             (rahul, "Rahul", _COURSES[0][0], rahul),
         )
         other_ids = [i for i in range(2, 2 + len(_STUDENTS) + 1) if i != rahul][: len(_STUDENTS)]
         for student_id, name, course in zip(other_ids, _STUDENTS, [c[0] for c in _COURSES]):
-            store.conn.execute(
+            store.execute(
                 "INSERT INTO demo_students (id, name, course, user_id) VALUES (?, ?, ?, NULL)", (student_id, name, course)
             )
-        store.conn.executemany("INSERT INTO demo_courses (title, instructor) VALUES (?, ?)", _COURSES)
+        store.executemany("INSERT INTO demo_courses (title, instructor) VALUES (?, ?)", _COURSES)
         store._audit("demo.seed", str(store.path), {"users": [u.username for u in created]})
     return created
 
 
-def _create_tables(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+register_app_table("demo_students", {"id": int, "name": str, "course": str, "user_id": int, "deleted": int},
+                   pk="id", not_null={"name", "deleted"}, defaults={"deleted": 0})
+register_app_table("demo_courses", {"id": int, "title": str, "instructor": str}, pk="id", not_null={"title"})
+
+
+def _create_tables(store: "Store") -> None:
+    """The demo's own tables, through the store's schema builder (the same on SQLite and PostgreSQL)."""
+    create_app_table(store.db, "demo_students")
+    create_app_table(store.db, "demo_courses")
 
 
 # --------------------------------------------------------------------------- data access (the app's handlers)
 
 
-def _missing_table(exc: sqlite3.OperationalError) -> bool:
-    return "no such table" in str(exc)
-
-
 def list_students(store: "Store") -> list[dict[str, Any]]:
-    try:
-        rows = store.conn.execute(
-            "SELECT id, name, course FROM demo_students WHERE deleted = 0 ORDER BY id"
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if _missing_table(exc):
-            return []
-        raise
+    if not _has_demo_tables(store):
+        return []
+    rows = store.execute("SELECT id, name, course FROM demo_students WHERE deleted = 0 ORDER BY id").fetchall()
     return [{"id": r[0], "name": r[1], "course": r[2]} for r in rows]
 
 
 def get_student(store: "Store", student_id: int) -> dict[str, Any] | None:
-    try:
-        row = store.conn.execute(
-            "SELECT id, name, course FROM demo_students WHERE id = ? AND deleted = 0", (student_id,)
-        ).fetchone()
-    except sqlite3.OperationalError as exc:
-        if _missing_table(exc):
-            return None
-        raise
+    if not _has_demo_tables(store):
+        return None
+    row = store.execute(
+        "SELECT id, name, course FROM demo_students WHERE id = ? AND deleted = 0", (student_id,)
+    ).fetchone()
     return {"id": row[0], "name": row[1], "course": row[2]} if row else None
 
 
@@ -144,36 +138,32 @@ def delete_student(store: "Store", student_id: int) -> bool:
     if not _has_demo_tables(store):
         return False
     with store.transaction():
-        row = store.conn.execute("SELECT deleted FROM demo_students WHERE id = ?", (student_id,)).fetchone()
+        row = store.execute("SELECT deleted FROM demo_students WHERE id = ?", (student_id,)).fetchone()
         if row is None:
             return False
         if not row[0]:
-            store.conn.execute("UPDATE demo_students SET deleted = 1 WHERE id = ?", (student_id,))
+            store.execute("UPDATE demo_students SET deleted = 1 WHERE id = ?", (student_id,))
     return True
 
 
 def _has_demo_tables(store: "Store") -> bool:
-    row = store.conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('demo_students', 'demo_courses')"
-    ).fetchone()
-    return row[0] == 2
+    return {"demo_students", "demo_courses"} <= set(store.table_names())
 
 
 def list_courses(store: "Store") -> list[dict[str, Any]]:
-    try:
-        rows = store.conn.execute("SELECT id, title, instructor FROM demo_courses ORDER BY id").fetchall()
-    except sqlite3.OperationalError as exc:
-        if _missing_table(exc):
-            return []
-        raise
+    if not _has_demo_tables(store):
+        return []
+    rows = store.execute("SELECT id, title, instructor FROM demo_courses ORDER BY id").fetchall()
     return [{"id": r[0], "title": r[1], "instructor": r[2]} for r in rows]
 
 
 def add_course(store: "Store", title: str, instructor: str) -> dict[str, Any]:
     with store.transaction():
-        _create_tables(store.conn)
-        cursor = store.conn.execute("INSERT INTO demo_courses (title, instructor) VALUES (?, ?)", (title, instructor))
-    return {"id": cursor.lastrowid, "title": title, "instructor": instructor}
+        _create_tables(store)
+        course_id = store.execute(
+            "INSERT INTO demo_courses (title, instructor) VALUES (?, ?) RETURNING id", (title, instructor)
+        ).fetchone()[0]
+    return {"id": course_id, "title": title, "instructor": instructor}
 
 
 def counts(store: "Store") -> dict[str, int]:

@@ -19,7 +19,41 @@ from ..errors import AuthctlError
 from .common import LazyGroup, make_lazy, state
 
 
+#: Global options, accepted before or after the command (`authctl user list --db x.db`).
+GLOBAL_FLAGS = ("--json", "--insecure-permissions")
+GLOBAL_VALUED = ("--db",)
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """``args`` with every global option found after the command moved before it.
+
+    The scan stops at ``--``; a value of a command's own option is never taken for one,
+    since no command has an option of these names.
+    """
+    start = 0
+    while start < len(args) and args[start].startswith("-") and args[start] != "--":
+        start += 2 if args[start] in GLOBAL_VALUED else 1
+    front, rest, index = list(args[:start]), [], start
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in GLOBAL_FLAGS or arg.startswith(tuple(f"{name}=" for name in GLOBAL_VALUED)):
+            front.append(arg)
+        elif arg in GLOBAL_VALUED and index + 1 < len(args):
+            front.extend(args[index:index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 class BoundaryGroup(LazyGroup):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_globals(args) if ctx.parent is None else args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -119,13 +153,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    db: Annotated[Optional[str], typer.Option("--db", help="Database file (env AUTHCTL_DB; default ./authctl.db).", show_default=False)] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database file or postgresql:// URL (env AUTHCTL_DB; default ./authctl.db).", show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (every command; also after it).")] = False,
     insecure_permissions: Annotated[bool, typer.Option("--insecure-permissions", help="Open a database readable by group/others.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
 ) -> None:
     state.db_option = db
-    state.json = json_output
+    from .. import render
+
+    render.output.json = json_output
     state.insecure_permissions = insecure_permissions
     from ..config import check_environment
 
@@ -133,7 +169,7 @@ def main_options(
 
 
 def _register() -> None:
-    from . import admin, keys, policy, roles, targets, tokens, users
+    from . import admin, db, keys, policy, roles, targets, tokens, users
 
     app.add_typer(users.app, name="user", help="Users: add, list, show, passwords, roles, import/export.")
     app.add_typer(roles.app, name="role", help="Roles: permissions and inheritance.")
@@ -141,6 +177,7 @@ def _register() -> None:
     app.add_typer(tokens.app, name="token", help="Tokens: issue, inspect, verify, revoke.")
     app.add_typer(targets.app, name="target", help="Targets: how to authenticate to an app with its own security.")
     app.add_typer(policy.app, name="policy", help="The whole policy as a reviewable file: export, apply, diff, test.")
+    app.add_typer(db.app, name="db", help="The database as a whole: copy between SQLite and PostgreSQL.")
     admin.register(app)
     from . import check, serve, whocan
 

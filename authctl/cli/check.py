@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
 from .. import render
 from ..errors import InvalidInput, Mismatch
-from .common import JsonFlag, state
+from .common import complete_target, complete_user, state
 
 AppOption = Annotated[Optional[str], typer.Option("--app", help="module:attr of your FastAPI app (default: the bundled demo).")]
-AsUser = Annotated[Optional[str], typer.Option("--as", help="Mint a token for this user with the active key.")]
+AsUser = Annotated[Optional[str], typer.Option("--as", help="Mint a token for this user with the active key.",
+                                               autocompletion=complete_user)]
 TokenOpt = Annotated[Optional[str], typer.Option("--token", help="A token to use: TOKEN, - (stdin) or @FILE ('Bearer ' is stripped).")]
 Anonymous = Annotated[bool, typer.Option("--anonymous", help="Send no token at all.")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Also send it to this running server, e.g. http://127.0.0.1:8000.")]
 Unsafe = Annotated[bool, typer.Option("--unsafe", help=(
     "Send methods other than GET/HEAD/OPTIONS where they may change real data: a running server (--url), "
     "or an app authctl could not rebind to a snapshot. Not needed on a proven snapshot."))]
-TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Speak this target's credentials (authctl target add): for an app with its own security.", show_default=False)]
+TargetOpt = Annotated[Optional[str], typer.Option("--target", help="Speak this target's credentials (authctl target add): for an app with its own security.", show_default=False, autocompletion=complete_target)]
+Method = Annotated[str, typer.Argument(help="HTTP method, e.g. DELETE.", metavar="METHOD", show_default=False)]
+Path = Annotated[str, typer.Argument(help="Request path, e.g. /student/3.", metavar="PATH", show_default=False)]
+
+
+class MatrixFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    junit = "junit"
+    html = "html"
+    markdown = "markdown"
+
+
+class Columns(str, Enum):
+    user = "user"
+    role_set = "role-set"
+
 
 
 def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous: bool, overrides=None, target=None):  # store: None unless --as
@@ -50,8 +69,8 @@ def load_target(store, name: Optional[str]):
 
 
 def check(
-    method: Annotated[str, typer.Argument(help="HTTP method, e.g. DELETE.", show_default=False)],
-    path: Annotated[str, typer.Argument(help="Request path, e.g. /student/3.", show_default=False)],
+    method: Method,
+    path: Path,
     as_user: AsUser = None,
     token: TokenOpt = None,
     anonymous: Anonymous = False,
@@ -62,7 +81,6 @@ def check(
     url: UrlOpt = None,
     unsafe: Unsafe = False,
     target_name: TargetOpt = None,
-    json_output: JsonFlag = False,
 ) -> None:
     """Explain, step by step, whether METHOD PATH is allowed, a 401 or a 403, and why.
 
@@ -70,6 +88,11 @@ def check(
     6 the live answer disagrees with the offline decision. On a route whose own
     code (a guard) decides, offline is undecided: exit 1 unless --live/--url
     gives the answer.
+
+    Examples:
+      authctl check DELETE /student/3 --as rahul
+      authctl check GET /items/1 --anonymous --app myapp.main:app --live
+      authctl token issue --as suman | authctl check GET /student/3 --token -
     """
     from .. import explain, routes
 
@@ -86,19 +109,15 @@ def check(
         result = explain.check(store, app, method, path, subject)
         if url or live:
             explain.check_live(result, store, app_spec, url=url, unsafe=unsafe)
-    data = result.as_dict()
-    if state.wants_json(json_output):
-        render.emit_json(data)
-    else:
-        render.check_report(data)
+    render.emit(result.as_dict(), render.check_report)
     if result.undecided and result.live is None:
         render.note(f"undecided offline: {result.undecided} decides in code; --live or --url gives the answer")
     raise typer.Exit(result.exit_code)
 
 
 def probe(
-    method: Annotated[Optional[str], typer.Argument(help="HTTP method of a request to send after /whoami.", show_default=False)] = None,
-    path: Annotated[Optional[str], typer.Argument(help="Its path, e.g. /student/3.", show_default=False)] = None,
+    method: Annotated[Optional[str], typer.Argument(help="HTTP method of a request to send after /whoami.", metavar="METHOD", show_default=False)] = None,
+    path: Annotated[Optional[str], typer.Argument(help="Its path, e.g. /student/3.", metavar="PATH", show_default=False)] = None,
     as_user: AsUser = None,
     token: TokenOpt = None,
     anonymous: Anonymous = False,
@@ -108,12 +127,15 @@ def probe(
     unsafe: Unsafe = False,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, max=300, help="Seconds per request.")] = 10.0,
     target_name: TargetOpt = None,
-    json_output: JsonFlag = False,
 ) -> None:
     """Ask a running server who this request is (/whoami), then send METHOD PATH and classify the answer.
 
     Exit 0 allowed, 3 for a 401, 4 for a 403, 5 for a 404/405, 1 for another error status,
     when the server cannot be reached, or when the identity endpoint is missing or failing.
+
+    Examples:
+      authctl probe --as rahul
+      authctl probe GET /student/3 --as rahul --url http://127.0.0.1:8000 --json
     """
     from .. import explain, probe as live
 
@@ -136,14 +158,11 @@ def probe(
     result = live.run_probe(subject.token, url=url, whoami_path=whoami_path,
                             request=(method, path) if method is not None and path is not None else None, timeout=timeout,
                             credential=subject.credential)
-    if state.wants_json(json_output):
-        render.emit_json({
-            "url": url, "subject": {"kind": subject.kind, "label": subject.label},
-            "whoami": {"path": whoami_path, **result.whoami.as_dict(), "problem": result.problem},
-            "request": None if result.response is None else {"method": method, "path": path, **result.response.as_dict()},
-        })
-    else:
-        render.probe_report(result)
+    render.emit({
+        "url": url, "subject": {"kind": subject.kind, "label": subject.label},
+        "whoami": {"path": whoami_path, **result.whoami.as_dict(), "problem": result.problem},
+        "request": None if result.response is None else {"method": method, "path": path, **result.response.as_dict()},
+    }, lambda data: render.probe_report(result))
     if result.problem:
         render.error(result.problem)
     raise typer.Exit(result.exit_code)
@@ -163,11 +182,10 @@ def matrix(
     strict: Annotated[bool, typer.Option("--strict", help="With --expect: also fail (exit 6) on every route the file has no expectation for.")] = False,
     unsafe: Unsafe = False,
     target_name: TargetOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json, csv, junit, html (one self-contained file) or markdown.")] = "table",
-    by: Annotated[Optional[str], typer.Option("--by", help=(
+    fmt: Annotated[MatrixFormat, typer.Option("--format", help="Output; html is one self-contained file.")] = MatrixFormat.table,
+    by: Annotated[Optional[Columns], typer.Option("--by", help=(
         "Columns: user, or role-set (users whose decisions cannot differ share one column). "
         "Default: role-set for table, html and markdown; user for json, csv and junit, and with --target."))] = None,
-    json_output: JsonFlag = False,
 ) -> None:
     """Users (and anonymous) × routes: the outcome of each, offline, live, or both.
 
@@ -175,17 +193,19 @@ def matrix(
     agrees with "allowed"), an expectation is unmet (a cell never sent, or undecided
     offline because a guard decides in code, meets none), or, with --strict, a route
     has no expectation.
+
+    Examples:
+      authctl matrix
+      authctl matrix --app myapp.main:app --live --format html > matrix.html
+      authctl matrix --expect expect.toml --strict --format junit > matrix.xml
     """
     from .. import groups
     from .. import matrix as grid
 
-    fmt = "json" if state.wants_json(json_output) else fmt
-    if fmt not in ("table", "json", "csv", "junit", "html", "markdown"):
-        raise typer.BadParameter("use table, json, csv, junit, html or markdown", param_hint="--format")
+    fmt = render.output.format(fmt.value)
     # a target's per-user sub and scopes are not part of a role set: its columns stay per user unless asked
-    by = by or ("role-set" if fmt in ("table", "html", "markdown") and target_name is None else "user")
-    if by not in ("user", "role-set"):
-        raise typer.BadParameter("use user or role-set", param_hint="--by")
+    by = by.value if by is not None else (
+        "role-set" if fmt in ("table", "html", "markdown") and target_name is None else "user")
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
@@ -203,22 +223,23 @@ def matrix(
             progress=progress, target=load_target(store, target_name), openapi_url=openapi_url,
         )
     cells, users = result.cells, result.users
-    if fmt == "json":
-        data = {"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
-                "skipped_routes": result.notes, "without_expectation": result.without_expectation}
-        if result.groups is not None:
-            data["groups"] = [group.as_dict() for group in result.groups]
-        render.emit_json(data)
-    elif fmt == "csv":
-        sys.stdout.write(grid.to_csv(cells))
-    elif fmt == "junit":
-        sys.stdout.write(grid.to_junit(cells, result.without_expectation))
-    elif fmt in ("html", "markdown"):
+    data = {"users": users, "target": result.target, "cells": [cell.as_dict() for cell in cells],
+            "skipped_routes": result.notes, "without_expectation": result.without_expectation}
+    if result.groups is not None:
+        data["groups"] = [group.as_dict() for group in result.groups]
+
+    def document(kind: str):
         from .. import report
 
-        sys.stdout.write(report.to_html(result) if fmt == "html" else report.to_markdown(result))
-    else:
-        render.matrix_table(cells, users, result.groups)
+        return lambda data: sys.stdout.write(report.to_html(result) if kind == "html" else report.to_markdown(result))
+
+    writers = {  # json has no writer: render.emit prints the data itself
+        "csv": lambda data: sys.stdout.write(grid.to_csv(cells)),
+        "junit": lambda data: sys.stdout.write(grid.to_junit(cells, result.without_expectation)),
+        "html": document("html"), "markdown": document("markdown"),
+        "table": lambda data: render.matrix_table(cells, users, result.groups),
+    }
+    render.emit(data, writers.get(fmt))
     render.matrix_notes(result)
     raise typer.Exit(Mismatch.exit_code if result.failed else 0)
 
@@ -231,13 +252,17 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    keep: Annotated[Optional[str], typer.Option("--keep", help="Keep the demo database in this directory.")] = None,
-    json_output: JsonFlag = False,
+    keep: Annotated[Optional[str], typer.Option("--keep", help="Keep the demo database in this directory.", metavar="DIR")] = None,
 ) -> None:
     """The guided first five minutes: a 401, a 403 and a 200 on the bundled app, explained.
 
-    Non-interactive: it creates a demo database in a temporary directory (or --keep DIR),
-    runs the app in-process, and leaves nothing behind unless --keep is given.
+    Non-interactive: it creates a demo database in a temporary directory
+    (or --keep DIR), runs the app in-process, and leaves nothing behind
+    unless --keep is given.
+
+    Examples:
+      authctl demo
+      authctl demo --keep ./demo --json
     """
     import tempfile
     import time
@@ -254,13 +279,10 @@ def demo(
     with (nullcontext(keep) if keep is not None else tempfile.TemporaryDirectory(prefix="authctl-demo-")) as directory:
         result = walkthrough.run(directory)
     now = int(time.time())
-    if state.wants_json(json_output):
-        render.emit_json({
-            "directory": keep,
-            "steps": [{"title": title, **step.as_dict()} for title, step in result.steps],
-            "token": render.inspection_json(result.inspected, now),
-            "matrix": {"users": result.users, "cells": [cell.as_dict() for cell in result.cells]},
-        })
-    else:
-        render.demo_report(result, now, keep)
+    render.emit({
+        "directory": keep,
+        "steps": [{"title": title, **step.as_dict()} for title, step in result.steps],
+        "token": render.inspection_json(result.inspected, now),
+        "matrix": {"users": result.users, "cells": [cell.as_dict() for cell in result.cells]},
+    }, lambda data: render.demo_report(result, now, keep))
     raise typer.Exit(Mismatch.exit_code if result.failed else 0)

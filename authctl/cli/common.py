@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 @dataclass
 class State:
     db_option: Optional[str] = None
-    json: bool = False
     insecure_permissions: bool = False
 
     def open_store(self) -> "Store":
@@ -26,15 +26,87 @@ class State:
 
         return Store.open(resolve_db_path(self.db_option), insecure_permissions=self.insecure_permissions)
 
-    def wants_json(self, flag: bool) -> bool:
-        return flag or self.json
-
 
 state = State()
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")]
 Generate = Annotated[bool, typer.Option("--generate", help="Generate a strong password and print it once.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")]
+
+
+def on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask ``question`` on a terminal; without one, refuse unless --yes. A "no" changes nothing (exit 1)."""
+    if yes:
+        return
+    if not on_terminal():
+        raise InvalidInput(f"{question.rstrip('?')}: not confirmed (no terminal); pass --yes")
+    if not typer.confirm(question, default=False, err=True):
+        raise InvalidInput("not confirmed; nothing was changed")
+
+
+# keys.GENERATED_ALGS and keys.SUPPORTED_ALGS, spelled here so --help need not import keys (tests/test_cli_conventions.py pins them equal)
+Alg = Enum("Alg", {name: name for name in ("ES256", "EdDSA", "RS256", "HS256")}, type=str)  # type: ignore[misc]
+AnyAlg = Enum("AnyAlg", {name: name for name in (  # type: ignore[misc]
+    "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512",
+)}, type=str)
+
+
+# --------------------------------------------------------------------------- completion
+
+
+def _db_names(ctx: Any, query: str, incomplete: str) -> list[str]:
+    """Names from the database for shell completion: read-only, cheap, and never an error."""
+    import os
+
+    from ..store.engines import peek_names
+
+    try:
+        root = ctx.find_root() if ctx is not None else None
+        path = (root.params.get("db") if root is not None else None) or os.environ.get("AUTHCTL_DB") or "authctl.db"
+        if not os.path.isfile(path):
+            return []
+        names = peek_names(path, query)
+    except Exception:  # completion must never fail, whatever the file holds
+        return []
+    return [name for name in names if name.lower().startswith(incomplete.lower())][:200]
+
+
+def complete_user(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _db_names(ctx, "SELECT username FROM users ORDER BY username LIMIT 1000", incomplete)
+
+
+def complete_role(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _db_names(ctx, "SELECT name FROM roles ORDER BY name LIMIT 1000", incomplete)
+
+
+def complete_kid(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _db_names(ctx, "SELECT kid FROM signing_keys ORDER BY created_at DESC LIMIT 1000", incomplete)
+
+
+def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _db_names(ctx, "SELECT name FROM targets ORDER BY name LIMIT 1000", incomplete)
+
+
+def complete_setting(incomplete: str) -> list[str]:
+    from ..config import SPECS
+
+    return [key for key in SPECS if key.startswith(incomplete.lower())]
+
+
+UserArg = Annotated[str, typer.Argument(help="Username (case-insensitive).", metavar="USER", show_default=False,
+                                         autocompletion=complete_user)]
+RoleArg = Annotated[str, typer.Argument(help="Role name (lower-case identifier).", metavar="ROLE", show_default=False,
+                                         autocompletion=complete_role)]
+TargetArg = Annotated[str, typer.Argument(help="Target name, e.g. shop.", metavar="TARGET", show_default=False,
+                                           autocompletion=complete_target)]
+KidArg = Annotated[str, typer.Argument(help="Key id (see `authctl key list`).", metavar="KID", show_default=False,
+                                        autocompletion=complete_kid)]
+SettingArg = Annotated[str, typer.Argument(help="Setting name (see `authctl config show`).", metavar="KEY",
+                                            show_default=False, autocompletion=complete_setting)]
 
 
 def read_bounded(source: str, limit: int, *, refuse_over: str | None = None) -> bytes:
@@ -141,8 +213,44 @@ def _deferred_converter() -> Any:
     return _DEFERRED
 
 
+#: Help placeholders: what an option's value is, never its Python type (``<str>``).
+PLACEHOLDERS = {
+    "--db": "FILE", "--output": "FILE", "--key": "FILE", "--jwks": "FILE", "--key-file": "FILE", "--expect": "FILE",
+    "--passwords-file": "FILE", "--keep": "DIR", "--role": "ROLE", "--inherits": "ROLE", "--as": "USER",
+    "--users": "USER,...", "--app": "MODULE:ATTR", "--ttl": "DURATION", "--kid": "KID", "--target": "TARGET",
+    "--claim": "KEY=VALUE", "--param": "NAME=VALUE", "--url": "URL", "--token": "TOKEN", "--user-sub": "USER=VALUE",
+    "--user-scopes": "USER=A,B", "--login": "PATH", "--whoami-path": "PATH", "--openapi-url": "PATH",
+    "--description": "TEXT", "--reason": "TEXT", "--issuer": "ISS", "--audience": "AUD", "--iss": "ISS",
+    "--aud": "AUD", "--jti": "JTI", "--action": "ACTION", "--target-secret": "NAME=FILE", "--scope-claim": "CLAIM",
+    "--send": "HOW", "--limit": "N", "--offset": "N", "--workers": "N", "--host": "HOST", "--port": "PORT", "--timeout": "SECONDS", "--rsa-bits": "BITS",
+}
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def placeholders(param: Any) -> None:
+    """A flag shows no type; an option or argument shows a placeholder (USER, FILE), not ``<str>``."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None and descriptor.is_choice:
+        return  # typer shows the choices themselves
+    if getattr(param, "param_type_name", "") == "argument":
+        if param.metavar is None:
+            param.metavar = param.name.upper()
+        param.display_type_rich = _no_type
+    elif param.metavar is None:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        else:
+            long = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+            param.metavar = PLACEHOLDERS.get(long, long.lstrip("-").upper())
+
+
 def fast_params(params: Any) -> None:
-    """Give each typer parameter in ``params`` that has no converter yet the deferred one."""
+    """Give each typer parameter in ``params`` that has no converter yet the deferred one (and its placeholder)."""
+    for param in params:
+        placeholders(param)
     converter = _deferred_converter()
     if converter is None:
         return
@@ -243,6 +351,7 @@ class LazyGroup(_FastParams, TyperGroup):
             if info.cls in (None, TyperCommand):  # else a custom command class: as typer builds it
                 info = copy.copy(info)
                 info.cls = FastCommand
+                info.epilog = info.epilog or GLOBAL_OPTIONS
             return get_command_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode)
         if solve_typer_info_defaults(info).cls in (None, TyperGroup):  # else a custom group class: as typer builds it
             sub = info.typer_instance
@@ -257,6 +366,9 @@ class LazyGroup(_FastParams, TyperGroup):
             })
         return get_group_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode,
                                    suggest_commands=self.suggest_commands)
+
+
+GLOBAL_OPTIONS = "Global options, before or after the command: --db FILE, --json, --insecure-permissions."
 
 
 def _is_group(info: Any) -> bool:

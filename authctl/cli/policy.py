@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
 from .. import render
 from ..errors import Mismatch
-from .common import JsonFlag, state
+from .common import Yes, confirm, state
 
 app = typer.Typer(no_args_is_help=True)
 
-File = Annotated[str, typer.Argument(help="The policy file (TOML).", show_default=False)]
+File = Annotated[str, typer.Argument(help="The policy file (TOML).", metavar="FILE", show_default=False)]
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+
 Prune = Annotated[bool, typer.Option("--prune", help="Also remove what the database has and the file does not.")]
 DRIFT = 7  # policyfile.DRIFT_EXIT, without importing it for --help
 
@@ -21,24 +29,26 @@ DRIFT = 7  # policyfile.DRIFT_EXIT, without importing it for --help
 @app.command("export")
 def export(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to FILE (replaced atomically) instead of stdout.")] = None,
-    json_output: JsonFlag = False,
 ) -> None:
-    """Print the database's policy: settings, roles, users (no passwords or hashes), expectations."""
+    """Print the database's policy: settings, roles, users (no passwords or hashes), expectations.
+
+    Examples:
+      authctl policy export > policy.toml
+      authctl policy export -o policy.toml
+      authctl policy export --json
+    """
+    import tomllib
+
     from .. import policyfile
 
     with state.open_store() as store:
         policy = policyfile.export(store)
-    if state.wants_json(json_output):
-        import tomllib
-
-        render.emit_json(tomllib.loads(policyfile.dump(policy)))
-        return
     text = policyfile.dump(policy)
     if output is None or output == "-":
-        sys.stdout.write(text)
+        render.emit(tomllib.loads(text), lambda data: sys.stdout.write(text))
         return
     _write(output, text)
-    render.success(f"wrote {output}")
+    render.emit({"output": output}, lambda data: render.success(f"wrote {output}"))
 
 
 def _write(path: str, text: str) -> None:
@@ -63,12 +73,11 @@ def _write(path: str, text: str) -> None:
         raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _plan_out(result, *, prune: bool, as_json: bool) -> None:
-    if as_json:
-        render.emit_json({**result.plan.as_dict(), "applied": result.applied,
-                          "generated": [{"username": u, "password": p} for u, p in result.generated.items()]})
-    else:
-        render.policy_plan(result.plan, applied=result.applied, prune=prune, generated=result.generated)
+def _plan_out(result, *, prune: bool) -> None:
+    render.emit({**result.plan.as_dict(), "applied": result.applied,
+                 "generated": [{"username": u, "password": p} for u, p in result.generated.items()]},
+                lambda data: render.policy_plan(result.plan, applied=result.applied, prune=prune,
+                                                generated=result.generated))
 
 
 @app.command("apply")
@@ -78,24 +87,35 @@ def apply(
     prune: Prune = False,
     generate: Annotated[bool, typer.Option("--generate", help="Users without a password get a generated one (printed once) and the file's status.")] = False,
     target_secret: Annotated[Optional[list[str]], typer.Option("--target-secret", help="NAME=FILE: a target's signing key, or its username:password lines, from a private file (never in the policy file; repeatable).", show_default=False)] = None,
-    json_output: JsonFlag = False,
+    yes: Yes = False,
 ) -> None:
     """Make the database match the file: all or nothing, in one transaction, audit-logged.
 
     New users are created disabled without a password, unless --generate. Nothing is
     removed unless --prune. A new target needs its secret from --target-secret (or
     `authctl target add` first): the file never holds one. With --dry-run: exit 0 when
-    nothing would change, 7 when something would.
+    nothing would change, 7 when something would. --prune asks first when it would
+    remove something (--yes without a terminal).
+
+    Examples:
+      authctl policy apply policy.toml --dry-run
+      authctl policy apply policy.toml --generate
+      authctl policy apply policy.toml --prune --yes --json
     """
     from .. import policyfile
 
     policy = policyfile.load(file)
     secrets = _target_secrets(target_secret or [])
     with state.open_store() as store:
+        if prune and not dry_run:
+            plan = policyfile.apply(store, policy, prune=True, dry_run=True, source=file, secrets=secrets).plan
+            removals = [change for change in plan.changes if change.action == "removed"]
+            if removals:
+                confirm(f"apply {file} and remove {len(removals)} thing(s) the file does not have?", yes)
         result = policyfile.apply(store, policy, prune=prune, generate=generate, dry_run=dry_run, source=file,
                                   secrets=secrets)
     del secrets
-    _plan_out(result, prune=prune, as_json=state.wants_json(json_output))
+    _plan_out(result, prune=prune)
     raise typer.Exit(DRIFT if dry_run and result.changed else 0)
 
 
@@ -116,14 +136,19 @@ def _target_secrets(pairs: list[str]) -> dict[str, bytes]:
 
 
 @app.command("diff")
-def diff(file: File, prune: Prune = False, json_output: JsonFlag = False) -> None:
-    """What `policy apply FILE` would change (read-only). Exit 0: nothing; 7: something would."""
+def diff(file: File, prune: Prune = False) -> None:
+    """What `policy apply FILE` would change (read-only). Exit 0: nothing; 7: something would.
+
+    Examples:
+      authctl policy diff policy.toml
+      authctl policy diff policy.toml --prune --json
+    """
     from .. import policyfile
 
     policy = policyfile.load(file)
     with state.open_store() as store:
         result = policyfile.apply(store, policy, prune=prune, dry_run=True, source=file)
-    _plan_out(result, prune=prune, as_json=state.wants_json(json_output))
+    _plan_out(result, prune=prune)
     raise typer.Exit(DRIFT if result.changed else 0)
 
 
@@ -135,30 +160,28 @@ def test(
     unsafe: Annotated[bool, typer.Option("--unsafe", help="With --live and --app: also send mutating methods.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on every route that has no expectation.")] = False,
     params: Annotated[Optional[list[str]], typer.Option("--param", help="Path parameter value, name=value (repeatable).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, json or junit.")] = "text",
-    json_output: JsonFlag = False,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="Report format.")] = ReportFormat.text,
 ) -> None:
     """Run the file's expectations on a throwaway database built from the file alone.
 
     No database is read or written. Each unmet expectation shows the two-phase trace
     (authentication, authorization). Exit 0 when all are met, 6 otherwise.
+
+    Examples:
+      authctl policy test policy.toml
+      authctl policy test policy.toml --app myapp.main:app --live --format junit > policy.xml
     """
     import tempfile
 
     from .. import matrix, policyfile, testing
 
-    fmt = "json" if state.wants_json(json_output) else fmt
-    if fmt not in ("text", "json", "junit"):
-        raise typer.BadParameter("use text, json or junit", param_hint="--format")
+    fmt = render.output.format(fmt.value)
     policy = policyfile.load(file)
     with tempfile.TemporaryDirectory(prefix="authctl-policy-test-") as directory:
         # the bundled app runs on the throwaway database alone: nothing real to protect
         report = testing.policy_test(policy, app_spec, directory, live=live, unsafe=unsafe or app_spec is None,
                                      strict=strict, params=matrix.parse_params(params or []))
-    if fmt == "json":
-        render.emit_json(report.as_dict())
-    elif fmt == "junit":
-        sys.stdout.write(testing.to_junit(report))
-    else:
-        render.policy_report(report)
+    writers = {"junit": lambda data: sys.stdout.write(testing.to_junit(report)),
+               "text": lambda data: render.policy_report(report)}
+    render.emit(report.as_dict(), writers.get(fmt))  # json: the data itself
     raise typer.Exit(0 if report.ok else Mismatch.exit_code)

@@ -8,7 +8,7 @@ import typer
 
 from .. import render
 from ..errors import AuthctlError, InvalidInput
-from .common import JsonFlag, state
+from .common import state
 
 AppOpt = Annotated[
     Optional[str],
@@ -65,12 +65,17 @@ def serve(
     reload: Annotated[bool, typer.Option("--reload", help="Restart when code changes (development).")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
-    """Run an app (default: the bundled demo) with uvicorn on this database."""
+    """Run an app (default: the bundled demo) with uvicorn on this database.
+
+    Examples:
+      authctl serve
+      authctl serve --app myapp.main:app --port 8080 --reload
+    """
     import os
     import signal
     import sys
 
-    from ..store import resolve_db_path
+    from ..store import location_env, resolve_db_path
 
     path = resolve_db_path(state.db_option)
     with state.open_store() as store:  # fail now, in one line, if the database or a setting is unusable
@@ -80,7 +85,7 @@ def serve(
     from ..routes import DEFAULT_APP
 
     spec = app_spec or DEFAULT_APP
-    os.environ["AUTHCTL_DB"] = str(path.resolve())
+    os.environ["AUTHCTL_DB"] = location_env(path)
     if state.insecure_permissions:
         render.warn("--insecure-permissions does not reach the server; fix the file mode instead")
     from ..routes import load_app
@@ -122,15 +127,21 @@ def serve(
     render.note("server stopped")
 
 
-def routes(app_spec: AppOpt = None, json_output: JsonFlag = False) -> None:
+def routes(app_spec: AppOpt = None) -> None:
     """Every route with what guards it (authctl requirements, or the app's own schemes, scopes and guards);
-    flags open routes that look like a mistake."""
+    flags open routes that look like a mistake.
+
+    Examples:
+      authctl routes
+      authctl routes --app myapp.main:app --json
+    """
     from ..routes import inventory, load_app
 
     infos = inventory(load_app(app_spec))
-    if state.wants_json(json_output):
-        render.emit_json([info.as_dict() for info in infos])
-        return
+    render.emit([info.as_dict() for info in infos], lambda data: _routes_report(infos))
+
+
+def _routes_report(infos: list) -> None:
     if not infos:
         render.note("the app has no routes")
         return

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import Enum
 from typing import Annotated, List, Optional
 
 import typer
 
 from .. import render
 from ..errors import InvalidInput, TokenError
-from .common import JsonFlag, parse_claim_options, read_bounded, state
+from .common import AnyAlg, complete_target, complete_user, parse_claim_options, read_bounded, state
 
 app = typer.Typer(no_args_is_help=True)
 
 TokenArg = Annotated[
     Optional[str],
-    typer.Argument(help="The token, - for stdin, or @FILE (default: stdin). A leading 'Bearer ' is fine.", show_default=False),
+    typer.Argument(help="The token, - for stdin, or @FILE (default: stdin). A leading 'Bearer ' is fine.",
+                   metavar="TOKEN", show_default=False),
 ]
+
+
+class TokenType(str, Enum):
+    access = "access"
+    refresh = "refresh"
+
+
 TypeOption = Annotated[
-    Optional[str], typer.Option("--type", help="Expect an access or refresh token.", show_default=False)
+    Optional[TokenType], typer.Option("--type", help="Expect an access or refresh token.", show_default=False)
 ]
 TargetOption = Annotated[
-    Optional[str], typer.Option("--target", help="Check against this target's key (authctl target add).", show_default=False)
+    Optional[str], typer.Option("--target", help="Check against this target's key (authctl target add).",
+                                show_default=False, autocompletion=complete_target)
 ]
 _READ_LIMIT = 64 * 1024  # far above the 8 KB token limit: the size check still sees oversized input
 _KEY_LIMIT = 1024 * 1024  # a key or JWK Set file: the parsers refuse what is cut
@@ -50,26 +60,28 @@ def _strip(text: str) -> str:
     return strip_token(text)
 
 
-def _expected(type_option: Optional[str]) -> Optional[str]:
-    if type_option is None:
-        return None
-    if type_option not in ("access", "refresh"):
-        raise InvalidInput("--type must be access or refresh")
-    return type_option
+def _expected(type_option: Optional[TokenType]) -> Optional[str]:
+    return None if type_option is None else type_option.value
 
 
 @app.command("issue")
 def issue(
-    username: Annotated[str, typer.Option("--as", help="The user the token is for.", show_default=False)],
+    username: Annotated[str, typer.Option("--as", help="The user the token is for.", show_default=False,
+                                          autocompletion=complete_user)],
     refresh: Annotated[bool, typer.Option("--refresh", help="A refresh token (typ refresh+jwt) instead of an access token.")] = False,
     ttl: Annotated[Optional[str], typer.Option("--ttl", help="Lifetime: 15m, 1h, 7d (at most settings.max_ttl).", show_default=False)] = None,
     aud: Annotated[Optional[str], typer.Option("--aud", help="Audience instead of the configured one ('' omits it).", show_default=False)] = None,
     claim: Annotated[Optional[List[str]], typer.Option("--claim", help="Extra claim key=value (repeatable; JSON values allowed).", show_default=False)] = None,
     expired: Annotated[bool, typer.Option("--expired", help="Already expired (for negative tests).")] = False,
     not_yet_valid: Annotated[bool, typer.Option("--not-yet-valid", help="Valid only from a minute after the leeway (negative tests).")] = False,
-    json_output: JsonFlag = False,
 ) -> None:
-    """Sign a token for a user; prints the token alone (pipe-friendly), --json adds claims and expiry."""
+    """Sign a token for a user; prints the token alone (pipe-friendly), --json adds claims and expiry.
+
+    Examples:
+      authctl token issue --as rahul
+      authctl token issue --as suman --ttl 1h30m --claim tenant=acme --json
+      authctl token issue --as rahul --expired
+    """
     from .. import tokens
 
     extra = parse_claim_options(claim or [])
@@ -79,10 +91,7 @@ def issue(
             store, username, refresh=refresh, ttl=ttl, audience=aud, extra_claims=extra,
             expired=expired, not_yet_valid=not_yet_valid, now=now,
         )
-    if state.wants_json(json_output):
-        render.emit_json(render.issued_json(issued, now))
-    else:
-        render.emit_line(issued.token)
+    render.emit(render.issued_json(issued, now), lambda data: render.emit_line(issued.token))
 
 
 @app.command("inspect")
@@ -92,14 +101,19 @@ def inspect(
     key_file: Annotated[Optional[str], typer.Option("--key", help="Verify with this public key or certificate (PEM, DER, JWK, OpenSSH); no database needed.", show_default=False)] = None,
     secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Verify with an HMAC secret read from stdin; no database needed.")] = False,
     jwks_file: Annotated[Optional[str], typer.Option("--jwks", help="Verify with the keys of this JWK Set file; no database needed.", show_default=False)] = None,
-    alg: Annotated[Optional[str], typer.Option("--alg", help="Algorithm of the --key/--secret-stdin key (default: from the key).", show_default=False)] = None,
+    alg: Annotated[Optional[AnyAlg], typer.Option("--alg", help="Algorithm of the --key/--secret-stdin key (default: from the key).", show_default=False, case_sensitive=False)] = None,
     target: TargetOption = None,
-    json_output: JsonFlag = False,
 ) -> None:
-    """Decode a token and run every check; exit 0 if valid, 3 if any check fails or it is UNVERIFIED."""
+    """Decode a token and run every check; exit 0 if valid, 3 if any check fails or it is UNVERIFIED.
+
+    Examples:
+      authctl token inspect eyJhbGciOi...
+      authctl token issue --as rahul | authctl token inspect --json
+      authctl token inspect @token.txt --jwks jwks.json
+    """
     from .. import tokens
 
-    foreign = _foreign_ring(token, key_file, secret_stdin, jwks_file, alg)
+    foreign = _foreign_ring(token, key_file, secret_stdin, jwks_file, alg.value if alg else None)
     if target is not None:
         if foreign is not None:
             raise InvalidInput("choose one of --target and --key/--secret-stdin/--jwks")
@@ -117,10 +131,7 @@ def inspect(
         else:
             with state.open_store() as store:
                 inspection = tokens.inspect(store, text, expected_type=_expected(expected), now=now)
-    if state.wants_json(json_output):
-        render.emit_json(render.inspection_json(inspection, now))
-    else:
-        render.inspection_report(inspection, now)
+    render.emit(render.inspection_json(inspection, now), lambda data: render.inspection_report(inspection, now))
     if not inspection.valid:
         raise typer.Exit(TokenError.exit_code)
 
@@ -154,12 +165,15 @@ def _target_ring(name: str):
 
 
 @app.command("verify")
-def verify(token: TokenArg = None, expected: TypeOption = None, target: TargetOption = None,
-           json_output: JsonFlag = False) -> None:
+def verify(token: TokenArg = None, expected: TypeOption = None, target: TargetOption = None) -> None:
     """Quiet check for scripts: exit 0 if valid (nothing printed, or the identity with --json), 3 if not.
 
     With --target, the signature and lifetime are checked with that target's key
     (kid-less tokens included); the claims are the app's, so no authctl user is looked up.
+
+    Examples:
+      authctl token verify "$TOKEN" && echo valid
+      authctl token verify @token.txt --type refresh --json
     """
     from .. import tokens
 
@@ -176,15 +190,17 @@ def verify(token: TokenArg = None, expected: TypeOption = None, target: TargetOp
             from ..errors import TokenError
 
             raise TokenError(credential.problem or "the token is not valid for this target")
-        if state.wants_json(json_output):
-            render.emit_json({"valid": True, "target": found.name, "scopes": None if credential.scopes is None
-                              else list(credential.scopes)})
+        render.emit({"valid": True, "target": found.name,
+                     "scopes": None if credential.scopes is None else list(credential.scopes)}, _quiet)
         return
     text = read_token(token)
     with state.open_store() as store:
         identity = tokens.verify(store, text, expected_type=_expected(expected) or "access")  # type: ignore[arg-type]
-    if state.wants_json(json_output):
-        render.emit_json(render.identity_json(identity))
+    render.emit(render.identity_json(identity), _quiet)
+
+
+def _quiet(data: dict) -> None:
+    """``verify`` for people says nothing: the exit code is the answer."""
 
 
 @app.command("revoke")
@@ -192,19 +208,27 @@ def revoke(
     token: TokenArg = None,
     jti: Annotated[Optional[str], typer.Option("--jti", help="Revoke by token id (when the token itself is gone).", show_default=False)] = None,
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the log.")] = "",
-    json_output: JsonFlag = False,
 ) -> None:
-    """Denylist a token by its jti until it would have expired."""
-    from .. import clock, tokens
+    """Denylist a token by its jti until it would have expired.
+
+    Examples:
+      authctl token revoke @stolen.txt --reason "laptop lost"
+      authctl token revoke --jti 5f0c... --json
+    """
+    from .. import tokens
 
     if jti is not None and token is not None:
         raise InvalidInput("give a token or --jti, not both")
     text = None if jti is not None else read_token(token)
     with state.open_store() as store:
         result = tokens.revoke(store, text, jti=jti, reason=reason)  # type: ignore[arg-type]
-    if state.wants_json(json_output):
-        render.emit_json(render.revocation_json(result))
-    elif result.already_expired:
+    render.emit(render.revocation_json(result), lambda data: _revoked(result))
+
+
+def _revoked(result) -> None:
+    from .. import clock
+
+    if result.already_expired:
         render.note(f"token {result.jti} has already expired; nothing to revoke")
     elif result.newly:
         render.success(f"revoked {result.jti} until {clock.format_utc(result.expires_at)}")

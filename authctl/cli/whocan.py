@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .check import AppOption
-from .common import JsonFlag, state
+from .check import AppOption, Method, Path
+from .common import state
 
 
 def who_can(
-    method: Annotated[str, typer.Argument(help="HTTP method, e.g. DELETE.", metavar="METHOD", show_default=False)],
-    path: Annotated[str, typer.Argument(help="Request path, e.g. /student/3.", metavar="PATH", show_default=False)],
+    method: Method,
+    path: Path,
     app_spec: AppOption = None,
-    json_output: JsonFlag = False,
 ) -> None:
     """Which users (and roles) may send METHOD PATH, each with the role that grants it.
 
@@ -34,10 +31,7 @@ def who_can(
         raise typer.BadParameter(str(exc), param_hint="METHOD") from None
     with state.open_store() as store:
         result = whocan.who_can(store, routes.load_app(app_spec), method, path)
-    if state.wants_json(json_output):
-        render.emit_json(result.as_dict())
-    else:
-        render.who_can_report(result)
+    render.emit(result.as_dict(), lambda data: render.who_can_report(result))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,121 @@
+"""``authctl db copy``: SQLite file <-> PostgreSQL, whole (keys, secrets, audit log) and verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+
+from authctl.store import DatabaseURL, Store
+from authctl.store.copy import TABLES
+
+from .conftest import STRONG, Cli
+
+
+def _seed(cli: Cli) -> str:
+    assert cli("init").exit_code == 0
+    for args in (("role", "add", "student"), ("role", "grant", "student", "students:read"),
+                 ("role", "add", "admin", "--inherits", "student")):
+        assert cli(*args).exit_code == 0
+    for name, role in (("suman", "admin"), ("rahul", "student")):
+        assert cli("user", "add", name, "--role", role, "--password-stdin", input=STRONG + "\n").exit_code == 0
+    assert cli("key", "rotate").exit_code == 0
+    token = cli("token", "issue", "--as", "rahul").stdout.strip()
+    assert cli("token", "revoke", cli("token", "issue", "--as", "suman").stdout.strip()).exit_code == 0
+    return token
+
+
+def _url(location) -> str:
+    return getattr(location, "raw", None) or str(location)
+
+
+def test_sqlite_to_postgresql_and_back_keeps_every_row(tmp_path: Path, pg_url: str) -> None:
+    source = Cli(tmp_path / "auth.db")
+    token = _seed(source)
+    copied = source("db", "copy", str(tmp_path / "auth.db"), pg_url, "--json")
+    assert copied.exit_code == 0, copied.stderr
+    report = json.loads(copied.stdout)
+    assert report["verified"] and [t["name"] for t in report["tables"]] == list(TABLES)
+    rows = {t["name"]: t["rows"] for t in report["tables"]}
+    assert rows["users"] == 2 and rows["signing_keys"] == 2 and rows["revoked_tokens"] == 1 and rows["audit_log"] > 5
+
+    on_pg = Cli(DatabaseURL(pg_url))
+    assert on_pg("token", "verify", token).exit_code == 0  # the keys came along
+    assert on_pg("check", "GET", "/students", "--as", "rahul").exit_code == 0
+    assert on_pg("user", "add", "priya", "--role", "student", "--password-stdin", input=STRONG + "\n").exit_code == 0
+    with Store.open(DatabaseURL(pg_url)) as store:  # ids go on after the copied ones
+        assert store.get_user("priya").id == 3
+
+    back = tmp_path / "back.db"
+    returned = on_pg("db", "copy", pg_url, str(back), "--json")
+    assert returned.exit_code == 0, returned.stderr
+    with Store.open(back) as store, Store.open(tmp_path / "auth.db") as original:
+        uids = {u.username: u.uid for u in store.list_users()}
+        assert {u.username: u.uid for u in original.list_users()}.items() <= uids.items() and "priya" in uids
+        assert [k.private_material for k in store.keys()] == [k.private_material for k in original.keys()]
+        assert len(store.audit_log(limit=10_000)) == len(on_pg_audit(pg_url))
+
+
+def on_pg_audit(pg_url: str) -> list:
+    with Store.open(DatabaseURL(pg_url)) as store:
+        return store.audit_log(limit=10_000)
+
+
+def test_copy_refuses_a_destination_that_is_not_empty(tmp_path: Path, pg_url: str) -> None:
+    source = Cli(tmp_path / "auth.db")
+    _seed(source)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE precious (x int)")
+    refused = source("db", "copy", str(tmp_path / "auth.db"), pg_url)
+    assert refused.exit_code == 1 and "not empty" in refused.stderr
+    existing = tmp_path / "existing.db"
+    existing.write_bytes(b"keep me")
+    refused_file = source("db", "copy", str(tmp_path / "auth.db"), str(existing))
+    assert refused_file.exit_code == 1 and existing.read_bytes() == b"keep me"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+    assert tables == ["precious"]
+
+
+def test_a_failed_copy_leaves_no_destination(tmp_path: Path, pg_url: str) -> None:
+    """A value PostgreSQL cannot hold (NUL in text) fails the copy; the destination is empty again."""
+    source = Cli(tmp_path / "auth.db")
+    _seed(source)
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "auth.db")
+    conn.execute("INSERT INTO settings (key, value) VALUES ('odd', ?)", ("a\x00b",))
+    conn.commit()
+    conn.close()
+    failed = source("db", "copy", str(tmp_path / "auth.db"), pg_url)
+    assert failed.exit_code == 1 and "Traceback" not in failed.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_schema = current_schema()").fetchone()[0] == 0
+
+
+def test_the_demo_tables_come_along(tmp_path: Path, pg_url: str) -> None:
+    source = Cli(tmp_path / "demo.db")
+    assert source("init", "--demo", "--password-stdin", input=f"{STRONG}\n{STRONG}\n{STRONG}\n").exit_code == 0
+    copied = source("db", "copy", str(tmp_path / "demo.db"), pg_url, "--json")
+    assert copied.exit_code == 0, copied.stderr
+    assert {"demo_students", "demo_courses"} <= {t["name"] for t in json.loads(copied.stdout)["tables"]}
+    from authctl.app import data
+
+    with Store.open(tmp_path / "demo.db") as original, Store.open(DatabaseURL(pg_url)) as store:
+        assert data.list_students(store) == data.list_students(original) and len(data.list_students(store)) == 4
+        assert data.add_course(store, "Tokens", "priya")["id"] == len(data.list_courses(original)) + 1
+
+
+def test_a_live_check_on_postgresql_runs_on_a_private_copy(pg_url: str) -> None:
+    """`check --live` may write (DELETE /student/3): it runs on a snapshot, never the real database."""
+    cli = Cli(DatabaseURL(pg_url))
+    assert cli("init", "--demo", "--password-stdin", input=f"{STRONG}\n{STRONG}\n{STRONG}\n").exit_code == 0
+    live = cli("check", "DELETE", "/student/3", "--as", "suman", "--live")
+    assert live.exit_code == 0, live.stderr + live.stdout
+    from authctl.app import data
+
+    with Store.open(DatabaseURL(pg_url)) as store:
+        assert data.get_student(store, 3) is not None  # the real row is untouched
