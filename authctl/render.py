@@ -129,8 +129,8 @@ class Output:
     def __init__(self) -> None:
         self.json = False
 
-    def emit(self, data: Any, human: "Callable[[Any], None] | None" = None) -> None:
-        """JSON of ``data`` under --json (or when there is no human form), else ``human(data)``."""
+    def emit(self, data: Any, human: "Callable[[Any], object] | None" = None) -> None:
+        """JSON of ``data`` under --json (or when there is no human form), else ``human(data)`` (its result unused)."""
         if self.json or human is None:
             emit_json(data)
         else:
@@ -144,7 +144,7 @@ class Output:
 output = Output()
 
 
-def emit(data: Any, human: "Callable[[Any], None] | None" = None) -> None:
+def emit(data: Any, human: "Callable[[Any], object] | None" = None) -> None:
     output.emit(data, human)
 
 

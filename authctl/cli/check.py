@@ -202,10 +202,10 @@ def matrix(
     from .. import groups
     from .. import matrix as grid
 
-    fmt = render.output.format(fmt.value)
+    chosen = render.output.format(fmt.value)
     # a target's per-user sub and scopes are not part of a role set: its columns stay per user unless asked
-    by = by.value if by is not None else (
-        "role-set" if fmt in ("table", "html", "markdown") and target_name is None else "user")
+    columns = by.value if by is not None else (
+        "role-set" if chosen in ("table", "html", "markdown") and target_name is None else "user")
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
@@ -215,7 +215,7 @@ def matrix(
     if strict and not expect:
         raise typer.BadParameter("--strict needs --expect FILE", param_hint="--strict")
     expectations = grid.load_expectations(expect) if expect else None
-    build = groups.build if by == "role-set" else grid.build
+    build = groups.build if columns == "role-set" else grid.build
     with state.open_store() as store, render.live_progress("sending the matrix's requests") as progress:
         result = build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
@@ -239,7 +239,7 @@ def matrix(
         "html": document("html"), "markdown": document("markdown"),
         "table": lambda data: render.matrix_table(cells, users, result.groups),
     }
-    render.emit(data, writers.get(fmt))
+    render.emit(data, writers.get(chosen))
     render.matrix_notes(result)
     raise typer.Exit(Mismatch.exit_code if result.failed else 0)
 

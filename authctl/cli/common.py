@@ -49,7 +49,13 @@ def confirm(question: str, yes: bool) -> None:
 
 
 # keys.GENERATED_ALGS and keys.SUPPORTED_ALGS, spelled here so --help need not import keys (tests/test_cli_conventions.py pins them equal)
-Alg = Enum("Alg", {name: name for name in ("ES256", "EdDSA", "RS256", "HS256")}, type=str)  # type: ignore[misc]
+class Alg(str, Enum):
+    ES256 = "ES256"
+    EdDSA = "EdDSA"
+    RS256 = "RS256"
+    HS256 = "HS256"
+
+
 AnyAlg = Enum("AnyAlg", {name: name for name in (  # type: ignore[misc]
     "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512",
 )}, type=str)

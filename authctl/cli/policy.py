@@ -175,7 +175,7 @@ def test(
 
     from .. import matrix, policyfile, testing
 
-    fmt = render.output.format(fmt.value)
+    chosen = render.output.format(fmt.value)
     policy = policyfile.load(file)
     with tempfile.TemporaryDirectory(prefix="authctl-policy-test-") as directory:
         # the bundled app runs on the throwaway database alone: nothing real to protect
@@ -183,5 +183,5 @@ def test(
                                      strict=strict, params=matrix.parse_params(params or []))
     writers = {"junit": lambda data: sys.stdout.write(testing.to_junit(report)),
                "text": lambda data: render.policy_report(report)}
-    render.emit(report.as_dict(), writers.get(fmt))  # json: the data itself
+    render.emit(report.as_dict(), writers.get(chosen))  # json: the data itself
     raise typer.Exit(0 if report.ok else Mismatch.exit_code)

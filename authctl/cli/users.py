@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated, List, Optional, cast
+from typing import Annotated, Any, List, Optional, cast
 
 import typer
 
@@ -284,11 +284,11 @@ def import_users(
     if generate and keep_disabled:
         raise InvalidInput("choose one of --generate and --keep-disabled")
     text = read_stdin(bom=True) if file == "-" else bulk.read_text(file)
-    fmt = fmt.value if fmt is not None else bulk.detect_format(file, text)
+    file_format = fmt.value if fmt is not None else bulk.detect_format(file, text)
     with state.open_store() as store:
         settings = store.settings()
         report = bulk.parse_import(
-            text, fmt,
+            text, file_format,
             existing_user=lambda name: store.find_user(name) is not None,
             known_roles={role.name for role in store.list_roles()},
             check_password=lambda pw, user: passwords.check_new(pw, user, settings),
@@ -307,7 +307,7 @@ def import_users(
             raise InvalidInput(f"{file} holds no users")
         if dry_run:
             generated.clear()  # nothing is created, so no password is shown
-            result = {"valid": len(report.rows), "imported": 0, "dry_run": True}
+            result: dict[str, Any] = {"valid": len(report.rows), "imported": 0, "dry_run": True}
         else:
             to_hash = [row.password for row in report.rows if row.password is not None]
             params = (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)

@@ -29,6 +29,10 @@ class Base:
         """Run one portable statement on this thread's connection."""
         return self.engine.execute(sql, params)
 
+    def change_stamp(self) -> tuple[int, int, int]:
+        """Differs whenever any connection of any process has committed a change since the last call."""
+        return self.engine.change_stamp()
+
     @property
     def _integrity(self) -> tuple[type[BaseException], ...]:
         return self.engine.integrity_errors

@@ -120,17 +120,17 @@ class SqliteSchema:
 
     def create_table(self, name: str, columns: dict, *, pk: Any, not_null: Any = (), defaults: dict | None = None,
                      foreign_keys: Sequence = (), if_not_exists: bool = False) -> None:
-        self.utils[name].create(columns, pk=pk, not_null=set(not_null), defaults=defaults or {},
+        self.utils.table(name).create(columns, pk=pk, not_null=set(not_null), defaults=defaults or {},
                                 foreign_keys=list(foreign_keys), if_not_exists=if_not_exists)
 
     def create_index(self, table: str, columns: list[str], *, unique: bool = False, if_not_exists: bool = False) -> None:
-        self.utils[table].create_index(columns, unique=unique, if_not_exists=if_not_exists)
+        self.utils.table(table).create_index(columns, unique=unique, if_not_exists=if_not_exists)
 
     def has_column(self, table: str, column: str) -> bool:
-        return column in self.utils[table].columns_dict
+        return column in self.utils.table(table).columns_dict
 
     def add_column(self, table: str, column: str, kind: type) -> None:
-        self.utils[table].add_column(column, kind)
+        self.utils.table(table).add_column(column, kind)
 
 
 class SqliteEngine:

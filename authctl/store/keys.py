@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import Conflict, NotFound
 from ..clock import utcnow
+from ..errors import Conflict, NotFound
 from ..names import quoted
 from .base import Base
 from .records import SigningKey

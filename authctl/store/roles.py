@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..errors import Conflict, NotFound
-from ..names import validate_permission, validate_role
 from ..clock import utcnow
-from ..names import quoted
+from ..errors import Conflict, NotFound
+from ..names import quoted, validate_permission, validate_role
 from .base import Base
 from .records import Permission, Role
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import Conflict, NotFound
 from ..clock import utcnow
+from ..errors import Conflict, NotFound
 from ..names import quoted
 from .base import Base
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..errors import Conflict, InvalidInput, NotFound
-from ..names import new_username, shown_name, skeleton, username_key
 from ..clock import utcnow
-from ..names import quoted
+from ..errors import Conflict, InvalidInput, NotFound
+from ..names import new_username, quoted, shown_name, skeleton, username_key
 from .base import Base
 from .records import Access, User
 
@@ -49,6 +48,9 @@ class Users(Base):
     _USER_COLUMNS = USER_COLUMNS
     _user = staticmethod(user_record)
     _caches: threading.local
+
+    if TYPE_CHECKING:  # from Roles; Store joins the two
+        def _role_id(self, name: str) -> int: ...
 
     def find_user(self, name: str) -> User | None:
         try:
