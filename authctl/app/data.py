@@ -72,10 +72,10 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
             chosen[username] = (pw.generate(), True)
         else:
             chosen[username] = (pw.check_new(given, username, settings, [role]), False)
-    hasher = pw.Hasher.from_settings(settings)
-    hashes = {username: hasher.hash(password) for username, (password, _) in chosen.items()}
 
     created: list[DemoUser] = []
+    # hashed inside the transaction: the demo seeds a database that init has just created, so no
+    # one else waits on its write lock (policy apply, on a live database, hashes before its own)
     with store.transaction():
         for role in ("student", "instructor", "admin"):
             description, permissions, inherits = DEMO_ROLES[role]
@@ -83,8 +83,8 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
             if permissions:
                 store.grant(role, permissions)
         for username, role in DEMO_USERS:
-            user = store.add_user(username, hashes[username], [role])
             password, generated = chosen[username]
+            user = pw.add_user(store, username, password, [role], settings=settings)
             created.append(DemoUser(username, role, user.id, password if generated else None))
         _create_tables(store)
         by_name = {user.username: user for user in created}

@@ -55,8 +55,8 @@ def add(
       authctl user add rahul --role student --password-stdin < password.txt
       authctl user add ci-bot --generate --json
     """
+    from .. import passwords
     from ..names import new_username
-    from ..passwords import Hasher
 
     with state.open_store() as store:
         username = new_username(name, allow_mixed_script=allow_mixed_script)
@@ -69,8 +69,8 @@ def add(
         password, generated = read_new_password(
             username, settings, from_stdin=password_stdin, generate=generate, user_inputs=tuple(role or ())
         )
-        user = store.add_user(username, Hasher.from_settings(settings).hash(password), role or [], disabled=disabled,
-                              allow_mixed_script=allow_mixed_script)
+        user = passwords.add_user(store, username, password, role or [], disabled=disabled,
+                                  allow_mixed_script=allow_mixed_script, settings=settings)
         message = f"added user {user.username}" + (f" with roles {', '.join(user.roles)}" if user.roles else "")
         render.emit({**render.user_json(user), **({"password": password} if generated else {})},
                     lambda data: _generated(data.get("password"), message))
@@ -146,7 +146,7 @@ def passwd(name: Name, password_stdin: PasswordStdin = False, generate: Generate
       authctl user passwd rahul
       authctl user passwd rahul --generate --json
     """
-    from ..passwords import Hasher
+    from .. import passwords
 
     with state.open_store() as store:
         user = store.get_user(name)
@@ -154,8 +154,7 @@ def passwd(name: Name, password_stdin: PasswordStdin = False, generate: Generate
         password, generated = read_new_password(
             user.username, settings, from_stdin=password_stdin, generate=generate, user_inputs=user.roles
         )
-        store.set_password_hash(user.username, Hasher.from_settings(settings).hash(password))
-        user = store.get_user(user.username)
+        user = passwords.set_password(store, user.username, password, settings=settings)
     message = f"password of {user.username} changed; earlier tokens are no longer valid"
     render.emit({**render.user_json(user), **({"password": password} if generated else {})},
                 lambda data: _generated(data.get("password"), message))
