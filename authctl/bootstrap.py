@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
     from .app.data import DemoUser
-    from .store import SigningKey, Store
+    from .store import DatabaseURL, SigningKey, Store
 
 
 def create_database(
-    path: str | os.PathLike,
+    path: "str | os.PathLike | DatabaseURL",
     *,
     alg: str = "ES256",
     issuer: str | None = None,

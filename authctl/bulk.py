@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import csvsafe
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
 from .files import decode_utf8
 from .names import new_username, shown_name, skeleton, username_key
 
@@ -35,7 +35,7 @@ class ImportRow:
 @dataclass
 class ImportReport:
     rows: list[ImportRow]
-    errors: list[str]
+    errors: list[InvalidInput]  # one per bad row, "line N: ..." (with the hint of its cause)
 
 
 def detect_format(path: str, text: str) -> str:
@@ -105,7 +105,7 @@ def _csv_records(text: str) -> Iterable[tuple[int, Any]]:
             }
 
 
-def read_records(text: str, fmt: str) -> Iterable[tuple[int, Any]]:
+def _read_records(text: str, fmt: str) -> Iterable[tuple[int, Any]]:
     """(line number, record dict or an error message)."""
     text = text.removeprefix("\ufeff")  # a UTF-8 BOM, as Excel writes it
     if fmt == "csv":
@@ -145,12 +145,12 @@ def parse_import(
     them): the caller gives each one a password or keeps it disabled.
     """
     rows: list[ImportRow] = []
-    errors: list[str] = []
+    errors: list[InvalidInput] = []
     seen: dict[str, int] = {}
     shapes: dict[str, tuple[int, str]] = {}
-    for line, record in read_records(text, fmt):
+    for line, record in _read_records(text, fmt):
         if isinstance(record, str):
-            errors.append(f"line {line}: {record}")
+            errors.append(InvalidInput(f"line {line}: {record}"))
             continue
         try:
             username = new_username(str(record.get("username") or ""), allow_mixed_script=allow_mixed_script)
@@ -159,7 +159,7 @@ def parse_import(
                 raise InvalidInput(f"user {username!r} appears again (first on line {seen[key]})")
             seen[key] = line
             if existing_user(username):
-                raise InvalidInput(f"user {username!r} already exists")
+                raise Conflict(f"user {username!r} already exists")
             shape = skeleton(username)
             if shape in shapes:
                 first_line, first = shapes[shape]
@@ -184,8 +184,8 @@ def parse_import(
             if unknown:
                 raise InvalidInput(f"unknown role(s): {', '.join(unknown)}")
             rows.append(ImportRow(line, username, password, password_hash, roles, _disabled(record.get("disabled"))))
-        except InvalidInput as exc:
-            errors.append(f"line {line}: {exc}")
+        except (InvalidInput, Conflict) as exc:
+            errors.append(InvalidInput(f"line {line}: {exc}", hint=exc.hint))
     return ImportReport(rows, errors)
 
 

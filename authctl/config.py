@@ -166,7 +166,7 @@ def env_name(key: str) -> str:
     return f"AUTHCTL_{key.upper()}"
 
 
-def parse_env(key: str, value: str) -> Any:
+def _parse_env(key: str, value: str) -> Any:
     """Validate a setting from the environment; the error names the variable."""
     try:
         return SPECS[key].parse(value)
@@ -209,7 +209,7 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
     for key in SPECS:
         value = environ.get(env_name(key))
         if value is not None:
-            parse_env(key, value)
+            _parse_env(key, value)
     for name, check in OTHER_VARIABLES.items():
         value = environ.get(name)
         if value is not None:
@@ -254,7 +254,7 @@ def resolve(
         if overrides and overrides.get(key) is not None:
             values[key] = parse_setting(key, overrides[key])
         elif env_value is not None:
-            values[key] = parse_env(key, env_value)
+            values[key] = _parse_env(key, env_value)
         elif key in stored:
             values[key] = parse_setting(key, stored[key])
     settings = Settings(**values)

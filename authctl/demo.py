@@ -43,7 +43,7 @@ def run(directory: str | os.PathLike) -> Walkthrough:
         app = create_app(store=store)
         steps = []
         for title, username in STEPS:
-            subject = explain.ANONYMOUS if username is None else explain.subject_for_user(store, username)
+            subject = explain.subject(store, user=username)
             result = explain.check(store, app, "DELETE", "/student/3", subject)
             explain.attach_live([result], app=app, source="in-process demo app")
             steps.append((title, result))

@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from .errors import InvalidInput
 
@@ -31,7 +31,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 class Subject:
     """Who the request claims to be: a user (token minted here), a given token, or nobody."""
 
-    kind: str  # user | token | anonymous
+    kind: Literal["user", "token", "anonymous"]
     label: str
     token: str | None = field(default=None, repr=False)
     minted_kid: str | None = None
@@ -88,6 +88,18 @@ def subject_for_token(token: str) -> Subject:
 
 
 ANONYMOUS = Subject("anonymous", "anonymous (no token)")
+
+
+def subject(store: "Store | None", *, user: str | None = None, token: str | None = None,
+            overrides: dict[str, Any] | None = None, target: Any = None) -> Subject:
+    """The one way to say who a request is: a user (a token minted here, or spoken the
+    ``target``'s way), a given token, or anonymous when neither is given."""
+    if user is not None:
+        assert store is not None, "a user's token is minted from the store"
+        return subject_for_target(store, target, user) if target is not None else subject_for_user(store, user, overrides)
+    if token is not None:
+        return subject_for_target_token(target, token) if target is not None else subject_for_token(token)
+    return ANONYMOUS
 
 
 def normalize_method(method: str) -> str:
@@ -219,20 +231,18 @@ def attach_live(results: list[CheckResult], *, app: Any = None, url: str | None 
     """Send every checked request for real and record what came back, and where it went."""
     from . import probe
 
-    requests = [probe.Request(r.method, r.path, r.subject.token, r.subject.credential) for r in results]
-    for result, response in zip(results, probe.send_all(requests, app=app, url=url)):
-        response.lints += probe.context_lints(
-            response.status, anonymous=result.subject.kind == "anonymous", secured=result.route.is_native or None,
-            credential_valid=getattr(result.subject.credential, "valid", None),
-            missing_scopes=tuple(getattr(result.decision, "missing_scopes", ())),
-            target_rejected=bool(getattr(result.subject.credential, "trusted", False)) and result.decision.status != 401)
+    planned = [probe.Planned(probe.Request(r.method, r.path, r.subject.token, r.subject.credential),
+                             anonymous=r.subject.kind == "anonymous", secured=r.route.is_native or None,
+                             missing_scopes=tuple(getattr(r.decision, "missing_scopes", ())), decided=r.decision.status)
+               for r in results]
+    for result, response in zip(results, probe.send_planned(planned, app=app, url=url)):
         result.live, result.live_source, result.live_snapshot = response, source, snapshot
 
 
 def require_safe_method(method: str, unsafe: bool, where: str = "a live server") -> None:
-    """Mutating methods reach real data only with ``--unsafe`` (a running server, an app not on a snapshot)."""
+    """Mutating methods reach real data only when ``unsafe`` (a running server, an app not on a snapshot)."""
     if method not in SAFE_METHODS and not unsafe:
-        raise InvalidInput(f"{method} may change data on {where}: add --unsafe to send it")
+        raise InvalidInput(f"{method} may change data on {where}", hint="unsafe")
 
 
 def check_live(result: CheckResult, store: "Store", app_spec: str | None, *, url: str | None = None,
@@ -299,7 +309,9 @@ def check_json(result: CheckResult) -> dict[str, Any]:
         "native": None,
         "live": None,
     }
-    if getattr(decision, "native", None) is not None:
+    from .routes import NativeDecision
+
+    if isinstance(decision, NativeDecision) and decision.native is not None:
         data["native"] = {
             "target": result.subject.target,
             "steps": [{"ok": ok, "name": name, "detail": detail} for ok, name, detail in decision.steps],

@@ -33,12 +33,10 @@ on one reused connection.
 
 from __future__ import annotations
 
-import asyncio
 import json
+from enum import Enum
 import threading
 import time
-import unicodedata
-import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import anyio
@@ -47,19 +45,17 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 
 from . import policy
-from .errors import Conflict, DatabaseError, InvalidInput, NotFound, TokenError, TokenUserInvalid
-from .names import username_key
-from .policy import AUTHENTICATED, PUBLIC, Requirement
+from .errors import DatabaseError, InvalidInput, TokenError
+from .policy import AUTHENTICATED, PUBLIC, REQUIREMENT_ATTR, Requirement
+from .sessions import BACKOFF_AFTER, BACKOFF_BASE, BACKOFF_MAX, Sessions
 
 if TYPE_CHECKING:
-    from .passwords import Hasher
+    from .sessions import TokenPair
     from .store import Store, User
     from .tokens import Identity
 
 __all__ = ["Auth", "public", "requirement_of", "offline_docs", "internal_error_handler", "whoami_view", "REQUIREMENT_ATTR"]
 
-#: The attribute every authctl dependency callable (and any route marked with one) carries.
-REQUIREMENT_ATTR = "authctl_requirement"
 
 _AUTHN_STATE = "authctl_authentication"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -102,14 +98,12 @@ class Auth:
         settings: Mapping[str, Any] | None = None,
         prefix: str = "",
         tags: tuple[str, ...] = ("auth",),
-        backoff_after: int = 5,
-        backoff_base: float = 0.25,
-        backoff_max: float = 8.0,
+        backoff_after: int = BACKOFF_AFTER,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_max: float = BACKOFF_MAX,
         hash_concurrency: int | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
     ) -> None:
-        import os
-
         self._db = db
         self._store = store
         self._owns_store = store is None
@@ -121,16 +115,11 @@ class Auth:
         check_overrides(self._overrides)
         self.prefix = prefix.rstrip("/")
         self.tags = list(tags)
-        self.backoff_after = backoff_after
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        # leave a core to the event loop: hashing never starves the requests that need no hash
-        # Every core may hash (argon2 releases the GIL); the hashing threads run at a lower
-        # priority, so the event loop answers other requests first.
-        self.hash_concurrency = hash_concurrency or max(1, min(8, os.cpu_count() or 1))
-        self._sleep = sleep or asyncio.sleep
-        self._hash_pool: Any = None
-        self._hashers: dict[tuple[int, int, int], "Hasher"] = {}
+        #: Login, refresh and logout: the session logic this adapter turns into HTTP.
+        self.sessions = Sessions(
+            lambda: self.store, self._overrides, backoff_after=backoff_after, backoff_base=backoff_base,
+            backoff_max=backoff_max, hash_concurrency=hash_concurrency, sleep=sleep,
+        )
         self._dependencies: dict[Requirement, Callable[..., Any]] = {}
         self._router: APIRouter | None = None
         self.token_url = f"{self.prefix}/token".lstrip("/")
@@ -158,9 +147,7 @@ class Auth:
         if self._store is not None and self._owns_store:
             self._store.close()
             self._store = None
-        if self._hash_pool is not None:
-            self._hash_pool.shutdown(wait=False)
-            self._hash_pool = None
+        self.sessions.close()
 
     def settings(self) -> Any:
         """Stored settings with this app's overrides (cached until the database changes)."""
@@ -207,7 +194,8 @@ class Auth:
             raise _unauthenticated(decision)
         if decision.status == policy.FORBIDDEN:
             raise HTTPException(403, self._forbidden_detail(decision))
-        return authentication.identity.user  # type: ignore[union-attr]
+        assert authentication.identity is not None  # allowed past authentication: there is an identity
+        return authentication.identity.user
 
     def _forbidden_detail(self, decision: policy.Decision) -> str:
         try:
@@ -221,140 +209,19 @@ class Auth:
             return "forbidden: requires one of " + ", ".join(requirement.permissions)
         return "forbidden: requires " + " and ".join(decision.missing)
 
-    # ------------------------------------------------------------------ login
+    # ------------------------------------------------------------------ sessions
 
     def login_delay(self, failures: int) -> float:
         """Seconds to wait before checking a password for a name with ``failures`` failures."""
-        if failures < self.backoff_after:
-            return 0.0
-        return min(self.backoff_base * (2 ** min(failures - self.backoff_after, 30)), self.backoff_max)
+        return self.sessions.login_delay(failures)
 
-    def _hashing_pool(self) -> Any:
-        """A small dedicated pool: hashing never blocks the event loop, and only these few
-        threads ever hold argon2's 19 MiB buffers (a shared 40-thread pool would keep one per thread)."""
-        if self._hash_pool is None:
-            with self._open_lock:
-                if self._hash_pool is None:
-                    from concurrent.futures import ThreadPoolExecutor
+    @property
+    def _sleep(self) -> Callable[[float], Awaitable[Any]]:
+        return self.sessions.sleep
 
-                    self._hash_pool = ThreadPoolExecutor(
-                        self.hash_concurrency, thread_name_prefix="authctl-hash", initializer=_lower_priority
-                    )
-        return self._hash_pool
-
-    def _hasher(self, settings: Any) -> "Hasher":
-        from .passwords import Hasher
-
-        params = (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
-        hasher = self._hashers.get(params)
-        if hasher is None:
-            hasher = self._hashers.setdefault(params, Hasher(*params))
-        return hasher
-
-    async def login(self, username: str, password: str) -> dict[str, Any] | None:
-        """Check a password and issue tokens; ``None`` for every kind of failure alike.
-
-        Unknown user, wrong password, disabled and locked accounts all take one
-        (dummy or real) hash verification and count one failure against the
-        case-folded name, so neither the answer nor its timing tells them apart.
-        """
-        key = _login_key(username)
-        failures, _ = self.store.login_failures(key)
-        delay = self.login_delay(failures)
-        if delay:
-            await self._sleep(delay)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._hashing_pool(), self._check_credentials, username, password, key)
-
-    def _check_credentials(self, username: str, password: str, key: str) -> dict[str, Any] | None:
-        from .passwords import MAX_CHARS
-
-        store = self.store
-        settings = self.settings()
-        hasher = self._hasher(settings)
-        user = store.find_user(username)
-        if user is not None and user.password_hash and len(password) <= MAX_CHARS:
-            ok, new_hash = hasher.verify(password, user.password_hash)
-        else:
-            hasher.dummy_verify()
-            ok, new_hash = False, None
-        _, locked = store.login_failures(key)
-        if not ok or locked or user is None or user.disabled:
-            store.record_login_failure(key, time.time(), settings.lockout_threshold)
-            return None
-        store.clear_login_failures(key)
-        if new_hash and user.password_hash:
-            store.upgrade_password_hash(user.id, user.password_hash, new_hash)
-        store.record_login(user.id)
-        try:
-            return self._issue_pair(user.username, user.id, uuid.uuid4().hex)
-        except (InvalidInput, NotFound):  # disabled or removed a moment ago
-            return None
-
-    def _issue_pair(self, username: str, user_id: int, family: str) -> dict[str, Any]:
-        from . import tokens
-
-        store = self.store
-        now = int(time.time())
-        overrides = self._overrides or None
-        access = tokens.issue(store, username, now=now, overrides=overrides)
-        refresh = tokens.issue(store, username, refresh=True, family=family, now=now, overrides=overrides)
-        store.record_refresh(refresh.claims["jti"], family, user_id, refresh.expires_at,
-                             access_jti=access.claims["jti"], access_expires_at=access.expires_at)
-        return {
-            "access_token": access.token,
-            "token_type": "bearer",
-            "expires_in": max(0, access.expires_at - now),
-            "refresh_token": refresh.token,
-            "refresh_expires_in": max(0, refresh.expires_at - now),
-        }
-
-    def _refresh(self, token: str) -> dict[str, Any]:
-        """Rotate a refresh token; a second use of one revokes its whole family."""
-        from . import tokens
-
-        store = self.store
-        identity = tokens.verify(store, token, expected_type="refresh", overrides=self._overrides or None)
-        family, first_use = store.use_refresh(identity.jti)
-        if family is None:
-            # A valid refresh token this server did not record (e.g. `authctl token issue
-            # --refresh`): its family starts now; use_refresh keeps first use atomic.
-            try:
-                store.record_refresh(
-                    identity.jti, str(identity.claims.get("fam") or identity.jti), identity.user.id, identity.expires_at
-                )
-            except Conflict:
-                pass
-            family, first_use = store.use_refresh(identity.jti)
-        if not first_use:
-            store.revoke_family(family or identity.jti)
-            raise _ReusedRefresh()
-        try:
-            return self._issue_pair(identity.user.username, identity.user.id, family or identity.jti)
-        except (InvalidInput, NotFound):  # disabled or removed a moment ago
-            raise TokenUserInvalid("the user can no longer log in") from None
-
-    def _logout(self, identity: Any, refresh_token: str | None) -> bool:
-        """Revoke an access token and, if given and the same user's, a refresh token's family.
-
-        Runs in a worker thread: a write may wait for another process's lock, and the
-        event loop must not wait with it.
-        """
-        from . import tokens
-
-        store = self.store
-        store.revoke_jti(identity.jti, identity.expires_at, "logout")
-        if not refresh_token:
-            return False
-        try:
-            refresh = tokens.verify(store, refresh_token, expected_type="refresh", overrides=self._overrides or None)
-        except TokenError:
-            return False  # already unusable
-        if refresh.user.id != identity.user.id:
-            return False
-        store.revoke_family(str(refresh.claims.get("fam") or refresh.jti), "logout")
-        store.revoke_jti(refresh.jti, refresh.expires_at, "logout")
-        return True
+    async def login(self, username: str, password: str) -> "TokenPair | None":
+        """Check a password and issue a token pair; ``None`` for every kind of failure alike."""
+        return await self.sessions.login(username, password)
 
     # ------------------------------------------------------------------ router
 
@@ -376,7 +243,7 @@ class Auth:
     def _build_router(self, target: Any = None) -> APIRouter:
         router = target if target is not None else APIRouter()
         prefix = self.prefix
-        tags = list(self.tags)
+        tags: list[str | Enum] = list(self.tags)
         auth = self
 
         @router.post(
@@ -389,12 +256,12 @@ class Auth:
             if repeated:
                 return _invalid_request_body(f"parameter(s) sent more than once: {', '.join(repeated)}")
             try:
-                issued = await auth.login(form.username, form.password)
+                issued = await auth.sessions.login(form.username, form.password)
             except DatabaseError:
                 raise HTTPException(503, "authentication service unavailable") from None
             if issued is None:
                 raise HTTPException(401, LOGIN_FAILED, headers={"WWW-Authenticate": "Bearer", **_NO_STORE})
-            return JSONResponse(issued, headers=_NO_STORE)
+            return JSONResponse(issued.as_json(), headers=_NO_STORE)
 
         @router.post(
             f"{prefix}/token/refresh", tags=tags, dependencies=[Depends(public)], summary="Rotate a refresh token",
@@ -412,21 +279,19 @@ class Auth:
                     400, "send refresh_token (form field or JSON)", headers=_NO_STORE
                 )
             try:
-                issued = await anyio.to_thread.run_sync(auth._refresh, value)
-            except _ReusedRefresh:
-                raise _invalid_token("refresh token reuse detected: the session was revoked; log in again") from None
-            except TokenError as exc:
+                issued = await anyio.to_thread.run_sync(auth.sessions.refresh, value)
+            except TokenError as exc:  # RefreshReused included: its message says the session was revoked
                 raise _invalid_token(str(exc)) from None
             except DatabaseError:
                 raise HTTPException(503, "authentication service unavailable") from None
-            return JSONResponse(issued, headers=_NO_STORE)
+            return JSONResponse(issued.as_json(), headers=_NO_STORE)
 
         @router.post(f"{prefix}/logout", tags=tags, summary="End this session", openapi_extra=_token_body_schema(required=False))
         async def logout(request: Request, identity: Any = Depends(auth.identity)) -> dict[str, Any]:
             """Revoke the presented access token and, if sent, the refresh token's whole family."""
             value = await _read_refresh_token(request)
             try:
-                family_revoked = await anyio.to_thread.run_sync(auth._logout, identity, value)
+                family_revoked = await anyio.to_thread.run_sync(auth.sessions.logout, identity, value)
             except DatabaseError:
                 raise HTTPException(503, "authentication service unavailable") from None
             return {"detail": "logged out", "access_token_revoked": True, "refresh_family_revoked": family_revoked}
@@ -445,10 +310,6 @@ class Auth:
             return JSONResponse(data, headers={"Cache-Control": "public, max-age=60"})
 
         return router
-
-
-class _ReusedRefresh(Exception):
-    pass
 
 
 class _Guard(OAuth2PasswordBearer):
@@ -479,19 +340,6 @@ class _Guard(OAuth2PasswordBearer):
 
     def __repr__(self) -> str:
         return f"<authctl {self.__name__}>"
-
-
-def _lower_priority() -> None:
-    """Hashing threads yield the CPU to the event loop: logins use what requests leave over.
-
-    On Linux a thread is a task of its own, so its nice value can be raised alone.
-    """
-    import os
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not allowed: hashing keeps normal priority
-        pass
 
 
 def auth_objects(app: Any) -> list["Auth"]:
@@ -566,14 +414,6 @@ def _jwks(store: "Store") -> dict[str, Any]:
     from . import keys
 
     return keys.jwks(store.keys())
-
-
-def _login_key(username: str) -> str:
-    """login_attempts key: the case-folded name, for unknown and invalid names too."""
-    try:
-        return username_key(username)
-    except InvalidInput:
-        return unicodedata.normalize("NFKC", username).casefold()[:128]
 
 
 def _unauthenticated(decision: policy.Decision) -> HTTPException:

@@ -19,7 +19,7 @@ cells are the same, so a user whose answer differs keeps a column of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .errors import InvalidInput
 from .matrix import ANONYMOUS, Cell, decided_cell
@@ -46,7 +46,7 @@ class Group:
                 "disabled": self.disabled, "owner_of": list(self.owns)}
 
 
-def role_set_name(roles: Iterable[str]) -> str:
+def _role_set_name(roles: Iterable[str]) -> str:
     return " + ".join(sorted(roles)) or NO_ROLES
 
 
@@ -71,7 +71,7 @@ def group_users(users: list["User"], owners: Mapping[str, set[str]] | None = Non
         key = (roles, user.disabled, owns)
         group = keyed.get(key)
         if group is None:
-            name = role_set_name(roles) + (" (disabled)" if user.disabled else "")
+            name = _role_set_name(roles) + (" (disabled)" if user.disabled else "")
             if owns:  # at most one user owns a given route's path: a column of their own
                 name = f"{user.username} ({name}, owner)"
             group = keyed[key] = Group(name, roles, [], user.disabled, owns)
@@ -93,7 +93,7 @@ def _unique_names(groups: list[Group]) -> None:
             group.name = f"{group.name} #{count + 1}"
 
 
-def decide_groups(store: "Store", app: Any, groups: list[Group], decidable: list[tuple[Any, Any, Mapping[str, Any]]]) -> list[Cell]:
+def decide_groups(store: "Store", app: Any, groups: list[Group], decidable: Sequence[tuple[Any, Any, Mapping[str, Any]]]) -> list[Cell]:
     """One decision per group and route, with a token minted for the group's first member."""
     from . import explain, routes
 
@@ -116,7 +116,7 @@ def _signature(cell: Cell) -> tuple:
             tuple(cell.live.lints) if cell.live is not None else ())
 
 
-def merge_cells(cells: list[Cell], groups: list[Group]) -> tuple[list[Group], list[Cell]]:
+def _merge_cells(cells: list[Cell], groups: list[Group]) -> tuple[list[Group], list[Cell]]:
     """Per-user cells (live, expected) shown per group: members whose cells all match share a column.
 
     A group whose members answered differently is split, each part named with ``#n``
@@ -157,7 +157,7 @@ def build(store: "Store", *, users: list[str] | None = None, app_spec: str | Non
 
     Offline only (no ``live``, ``url``, ``openapi``, ``expectations`` or ``target``): one
     decision per group and route. Otherwise every user's cells are built and observed as
-    usual, then merged where they are the same (``merge_cells``): a target speaks per-user
+    usual, then merged where they are the same (``_merge_cells``): a target speaks per-user
     credentials (``sub``, scopes) that the role set does not capture.
     """
     from . import matrix, routes
@@ -166,11 +166,11 @@ def build(store: "Store", *, users: list[str] | None = None, app_spec: str | Non
     if any(observe.get(name) for name in ("live", "url", "openapi", "expectations", "target")):
         names = [user.username for user in records] + [ANONYMOUS]
         result = matrix.build(store, users=names, app_spec=app_spec, params=params, **observe)
-        result.groups, result.cells = merge_cells(result.cells, group_users(records))
+        result.groups, result.cells = _merge_cells(result.cells, group_users(records))
         result.users = [group.name for group in result.groups]
         return result
     if observe.get("strict"):
-        raise InvalidInput("--strict needs --expect FILE")
+        raise InvalidInput("strict checking needs expectations", hint="strict")
     notes: list[str] = []
     app = routes.load_app(app_spec)
     decidable = matrix.decidable_routes(app, params or {}, notes)

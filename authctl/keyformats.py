@@ -263,11 +263,11 @@ def _der(data: bytes, form: str) -> Material | None:
 def _is_der_sequence(data: bytes) -> bool:
     """A DER SEQUENCE spanning the whole input whose content is a run of well-formed elements."""
     end = _tlv_end(data, 0)
-    if end != len(data) or data[:1] != b"\x30":
+    if end is None or end != len(data) or data[:1] != b"\x30":
         return False
     start = _content_start(data, 0)
-    position = start
-    while position < end:
+    position: int | None = start
+    while position is not None and position < end:
         position = _tlv_end(data, position)
         if position is None or position > end:
             return False

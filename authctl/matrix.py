@@ -129,7 +129,7 @@ class Unfillable(InvalidInput):
     """A path parameter with no ``--param`` and no valid sample of its type."""
 
 
-def fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, str | None] | None = None) -> str:
+def _fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, str | None] | None = None) -> str:
     """``/students/{id}`` -> ``/students/1``: ``--param`` first, then the sample of the parameter's type.
 
     Raises ``Unfillable`` for a parameter that has neither (a sample of the wrong type
@@ -156,7 +156,7 @@ def fill_path(template: str, params: Mapping[str, str], defaults: Mapping[str, s
     return _PARAM.sub(value, template)
 
 
-def normalize_template(template: str) -> str:
+def _normalize_template(template: str) -> str:
     """``/items/{id:int}`` and ``/items/{id}`` name the same route."""
     return _PARAM.sub(lambda m: "{" + m.group(1) + "}", template)
 
@@ -192,7 +192,7 @@ def app_routes(app: Any, params: Mapping[str, str], notes: list[str] | None = No
         if not info.include_in_schema or info.method in ("HEAD", "OPTIONS", "*") or info.path.endswith("/{path}"):
             continue
         try:
-            path = fill_path(info.path, params, routes.path_samples(info))
+            path = _fill_path(info.path, params, routes.path_samples(info))
         except Unfillable as exc:
             if notes is not None:
                 notes.append(f"{info.method} {info.path} skipped: {exc}")
@@ -261,11 +261,7 @@ def decidable_routes(
 def _subject(store: "Store", user: str, overrides: dict[str, Any] | None = None, target: Any = None) -> "Subject":
     from . import explain
 
-    if user == ANONYMOUS:
-        return explain.ANONYMOUS
-    if target is not None:
-        return explain.subject_for_target(store, target, user)
-    return explain.subject_for_user(store, user, overrides)
+    return explain.subject(store, user=None if user == ANONYMOUS else user, overrides=overrides, target=target)
 
 
 @dataclass
@@ -317,12 +313,12 @@ def build(
     notes: list[str] = []
     if openapi:
         if not url:
-            raise InvalidInput("--openapi reads the routes of a running server: give --url")
+            raise InvalidInput("the OpenAPI document is read from a running server", hint="url")
         app = routes.load_app(app_spec) if app_spec else None  # only to learn where it serves its document
         spec_path = openapi_url or getattr(app, "openapi_url", None) or "/openapi.json"
         status, body = probe.fetch_document(spec_path, url=url)
         if status != 200:
-            raise InvalidInput(f"{url}{spec_path} answered {status}; give --openapi-url PATH if it is served elsewhere")
+            raise InvalidInput(f"{url}{spec_path} answered {status}", hint="openapi_url")
         from . import openapi as spec_reader
 
         cells = spec_cells(store, spec_reader.operations(spec_reader.parse(body, f"{url}{spec_path}")),
@@ -346,7 +342,7 @@ def build(
 def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | None", strict: bool) -> list[str]:
     if expectations is None:
         if strict:
-            raise InvalidInput("--strict needs --expect FILE")
+            raise InvalidInput("strict checking needs expectations", hint="strict")
         return []
     return apply_expectations(cells, expectations, users=users, strict=strict)
 
@@ -373,7 +369,7 @@ def _spec_route(operation: Any, params: Mapping[str, str], notes: list[str] | No
 
     defaults = {p["name"]: spec_reader.sample(p) for p in operation.parameters if p.get("in") == "path"}
     try:
-        path = fill_path(operation.path, params, defaults)
+        path = _fill_path(operation.path, params, defaults)
     except Unfillable as exc:
         if notes is not None:
             notes.append(f"{operation.method} {operation.path} skipped: {exc}")
@@ -439,12 +435,11 @@ def attach_live(
         elif not unsafe and cell.route.method not in SAFE_METHODS:
             cell.not_sent = f"{cell.route.method} may change data: add --unsafe to send it"
     sendable = [c for c in cells if c.not_sent is None]
-    requests = [probe.Request(c.route.method, c.route.path, c.token, c.credential) for c in sendable]
-    for cell, response in zip(sendable, probe.send_all(requests, app=app, url=url, on_response=progress)):
-        response.lints += probe.context_lints(
-            response.status, anonymous=cell.user == ANONYMOUS, secured=cell.secured,
-            credential_valid=getattr(cell.credential, "valid", None), missing_scopes=cell.missing_scopes,
-            target_rejected=bool(getattr(cell.credential, "trusted", False)) and cell.decision not in (None, 401))
+    planned = [probe.Planned(probe.Request(c.route.method, c.route.path, c.token, c.credential),
+                             anonymous=c.user == ANONYMOUS, secured=c.secured, missing_scopes=c.missing_scopes,
+                             decided=c.decision)
+               for c in sendable]
+    for cell, response in zip(sendable, probe.send_planned(planned, app=app, url=url, on_response=progress)):
         cell.live = response
     return len(cells) - len(sendable)
 
@@ -479,7 +474,7 @@ def expectations_from(table: Mapping[str, Any], source: str) -> Expectations:
         template = template.strip()
         if not template.startswith("/") or not isinstance(users, Mapping):
             raise InvalidInput(f"{source}: {route[:60]!r} must be a table named \"METHOD /path\"")
-        expectations[(method.upper(), normalize_template(template))] = {
+        expectations[(method.upper(), _normalize_template(template))] = {
             user: _expectation(source, route, user, value) for user, value in users.items()
         }
     return expectations
@@ -535,8 +530,8 @@ def apply_expectations(
     routes_ = {c.route.key: c.route for c in cells}
     users = users if users is not None else list(dict.fromkeys(c.user for c in cells))
     by_key = {_user_key(u): u for u in users}
-    index = {(c.route.method, normalize_template(c.route.template), c.user): c for c in cells}
-    known = {(r.method, normalize_template(r.template)) for r in routes_.values()}
+    index = {(c.route.method, _normalize_template(c.route.template), c.user): c for c in cells}
+    known = {(r.method, _normalize_template(r.template)) for r in routes_.values()}
     covered = set()
     for (method, template), expected_users in expectations.items():
         if (method, template) not in known:
@@ -553,7 +548,7 @@ def apply_expectations(
                 cell.expected = expected
     if not strict:
         return []
-    return [r.key for r in routes_.values() if (r.method, normalize_template(r.template)) not in covered]
+    return [r.key for r in routes_.values() if (r.method, _normalize_template(r.template)) not in covered]
 
 
 # --------------------------------------------------------------------------- formats

@@ -14,8 +14,9 @@ _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _PERMISSION = re.compile(r"^([a-z][a-z0-9_-]{0,63}):([a-z][a-z0-9_-]{0,63}|\*)$")
 
 
-def _shown(text: str) -> str:
-    """A short, escaped rendering of untrusted input for error messages."""
+def quoted(value: object) -> str:
+    """A short, escaped rendering of untrusted input for error messages (40 characters at most)."""
+    text = str(value)
     return repr(text[:40] + ("…" if len(text) > 40 else ""))
 
 
@@ -23,12 +24,12 @@ def normalize_username(name: str) -> str:
     """NFKC-normalise and validate a username; returns the stored spelling."""
     name = unicodedata.normalize("NFKC", name)
     if not 1 <= len(name) <= USERNAME_MAX:
-        raise InvalidInput(f"invalid username {_shown(name)}: must be 1-{USERNAME_MAX} characters")
+        raise InvalidInput(f"invalid username {quoted(name)}: must be 1-{USERNAME_MAX} characters")
     for char in name:
         category = unicodedata.category(char)
         if char.isspace() or category[0] in ("C", "Z"):
             raise InvalidInput(
-                f"invalid username {_shown(name)}: no whitespace, control characters or escape sequences"
+                f"invalid username {quoted(name)}: no whitespace, control characters or escape sequences"
             )
     return name
 
@@ -43,7 +44,7 @@ def new_username(name: str, *, allow_mixed_script: bool = False) -> str:
     if name.casefold() in RESERVED_USERNAMES or skeleton(name) in _reserved_skeletons():
         raise InvalidInput(f"{name!r} is reserved: authctl uses it for requests without a token")
     if not allow_mixed_script:
-        check_scripts(name)
+        _check_scripts(name)
     return name
 
 
@@ -80,7 +81,7 @@ def skeleton(name: str) -> str:
     return _spoof_checker().getSkeleton(0, username_key(name))
 
 
-def scripts_of(name: str) -> list[str]:
+def _scripts_of(name: str) -> list[str]:
     """The scripts of a name's letters (Common and Inherited left out), in order of appearance."""
     import icu
 
@@ -97,16 +98,15 @@ def shown_name(name: str) -> str:
     return repr(name) if name.isascii() else f"{name!r} ({ascii(name)})"
 
 
-def check_scripts(name: str) -> str:
+def _check_scripts(name: str) -> str:
     """Refuse a name that mixes scripts beyond UTS #39's Highly Restrictive level (Latin with
     Cyrillic or Greek; digits of two numbering systems). Latin with Han and Kana, as Japanese
     is written, passes."""
     if _spoof_checker().check(name):
-        scripts = scripts_of(name)
+        scripts = _scripts_of(name)
         what = f"mixes scripts ({', '.join(scripts)})" if len(scripts) > 1 else "mixes scripts or digit systems"
         raise InvalidInput(
-            f"invalid username {shown_name(name)}: it {what}, as look-alike names do; "
-            "pass --allow-mixed-script if it is really meant"
+            f"invalid username {shown_name(name)}: it {what}, as look-alike names do", hint="mixed_script"
         )
     return name
 
@@ -114,7 +114,7 @@ def check_scripts(name: str) -> str:
 def validate_role(name: str) -> str:
     if not _ROLE.match(name):
         raise InvalidInput(
-            f"invalid role name {_shown(name)}: use a lower-case identifier (a-z, 0-9, _ and -, starting with a letter)"
+            f"invalid role name {quoted(name)}: use a lower-case identifier (a-z, 0-9, _ and -, starting with a letter)"
         )
     return name
 
@@ -122,7 +122,7 @@ def validate_role(name: str) -> str:
 def validate_permission(name: str) -> str:
     if not _PERMISSION.match(name):
         raise InvalidInput(
-            f"invalid permission {_shown(name)}: use resource:action in lower case, "
+            f"invalid permission {quoted(name)}: use resource:action in lower case, "
             "or resource:* for every action on a resource"
         )
     return name

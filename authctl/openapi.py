@@ -126,7 +126,7 @@ def _server_prefix(document: Mapping[str, Any]) -> str:
 
 
 def _parameters(document: Mapping[str, Any], raw: Any) -> list[Mapping[str, Any]]:
-    found = []
+    found: list[Mapping[str, Any]] = []
     for entry in raw if isinstance(raw, list) else []:
         entry = resolve(document, entry)
         if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
@@ -159,10 +159,10 @@ def _security(document: Mapping[str, Any], schemes: Mapping[str, Any], declared:
             found[str(name)] = _scheme(str(name), definition, scope_list, auto_error=not optional)
     if not found:
         return "public", None
-    scopes: list[str] = []
+    all_scopes: list[str] = []
     for scheme in found.values():
-        scopes += [s for s in scheme.scopes if s not in scopes]
-    native = Native(tuple(found.values()), tuple(scopes), reads_scopes=bool(scopes))
+        all_scopes += [s for s in scheme.scopes if s not in all_scopes]
+    native = Native(tuple(found.values()), tuple(all_scopes), reads_scopes=bool(all_scopes))
     return ("optional" if optional else "secured"), native
 
 

@@ -20,6 +20,7 @@ from .errors import InvalidInput, PasswordRejected
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .store import Store, User
 
 MAX_CHARS = 1024
 MAX_BYTES = 4096
@@ -148,14 +149,26 @@ class Hasher:
             return True, self.hash(password)  # rehash from the full password, not the bcrypt prefix
         return ok, None
 
-    def needs_update(self, stored_hash: str) -> bool:
-        return self._context.needs_update(stored_hash)
-
     def dummy_verify(self) -> None:
         """Spend the time of a real verify, so unknown users cost as much as known ones."""
         if self._dummy_hash is None:
             self._dummy_hash = self.hash(secrets.token_urlsafe(16))
         self._context.verify("not-the-password", self._dummy_hash)
+
+
+def add_user(
+    store: "Store", username: str, password: str, roles: Iterable[str] = (), *, disabled: bool = False,
+    allow_mixed_script: bool = False, settings: "Settings | None" = None,
+) -> "User":
+    """The one way to create a user with a password (``check_new`` has passed it): hashed with the
+    database's own argon2id parameters (``settings``: the store's, already read)."""
+    password_hash = Hasher.from_settings(settings or store.settings()).hash(password)
+    return store.add_user(username, password_hash, roles, disabled=disabled, allow_mixed_script=allow_mixed_script)
+
+
+def set_password(store: "Store", username: str, password: str, *, settings: "Settings | None" = None) -> "User":
+    """A user's new password, hashed as ``add_user`` hashes it; every earlier token stops working."""
+    return store.set_password_hash(username, Hasher.from_settings(settings or store.settings()).hash(password))
 
 
 def check_importable_hash(stored_hash: str) -> str:

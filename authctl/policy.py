@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-from .errors import TokenError
+from .errors import AuthctlError, AuthenticationError, Forbidden, NoRoute, TokenError
 from .names import permission_satisfied, validate_permission
 
 if TYPE_CHECKING:
@@ -44,8 +44,16 @@ class Outcome(Enum):
         return _OUTCOME_LABELS[self]
 
     @property
+    def error(self) -> "type[AuthctlError] | None":
+        """The error class of this outcome (None when allowed)."""
+        if self is Outcome.ALLOWED:
+            return None
+        return _OUTCOME_ERRORS.get(self, AuthctlError)
+
+    @property
     def exit_code(self) -> int:
-        return _OUTCOME_EXIT_CODES[self]
+        error = self.error
+        return 0 if error is None else error.exit_code
 
     @classmethod
     def of_status(cls, status: int) -> "Outcome":
@@ -73,10 +81,14 @@ _OUTCOME_LABELS = {
     Outcome.SERVER_ERROR: "server error (5xx)", Outcome.NOT_SENT: "not sent", Outcome.ERROR: "error",
     Outcome.UNDECIDED: "undecided offline (code decides)",
 }
-_OUTCOME_EXIT_CODES = {
-    Outcome.ALLOWED: 0, Outcome.UNAUTHENTICATED: 3, Outcome.FORBIDDEN: 4, Outcome.NO_ROUTE: 5,
-    Outcome.CLIENT_ERROR: 1, Outcome.SERVER_ERROR: 1, Outcome.NOT_SENT: 1, Outcome.ERROR: 1, Outcome.UNDECIDED: 1,
+# The error class of each denial: its exit code is the documented one (errors.py draws the tree).
+_OUTCOME_ERRORS: dict[Outcome, type[AuthctlError]] = {
+    Outcome.UNAUTHENTICATED: AuthenticationError, Outcome.FORBIDDEN: Forbidden, Outcome.NO_ROUTE: NoRoute,
 }
+
+
+RequirementKind = Literal["public", "authenticated", "permission"]
+RequirementMode = Literal["all", "any"]
 
 
 @dataclass(frozen=True)
@@ -88,9 +100,9 @@ class Requirement:
     when it equals the caller's own user id ("or the student themselves").
     """
 
-    kind: str
+    kind: RequirementKind
     permissions: tuple[str, ...] = ()
-    mode: str = "all"
+    mode: RequirementMode = "all"
     owner_param: str | None = None
 
     def __post_init__(self) -> None:
@@ -113,6 +125,8 @@ class Requirement:
         return {"kind": self.kind, "permissions": list(self.permissions), "mode": self.mode, "owner_param": self.owner_param}
 
 
+#: The attribute every authctl dependency callable (and any route marked with one) carries.
+REQUIREMENT_ATTR = "authctl_requirement"
 PUBLIC = Requirement("public")
 AUTHENTICATED = Requirement("authenticated")
 
@@ -211,7 +225,8 @@ def authorize(
     access = store.access(user)
     granted = {p: access.permissions[g] for p in requirement.permissions if (g := permission_satisfied(p, access.permissions))}
     missing = tuple(p for p in requirement.permissions if p not in granted)
-    owner_match = bool(requirement.owner_param) and _is_owner(user, (path_params or {}).get(requirement.owner_param))
+    owner_param = requirement.owner_param
+    owner_match = bool(owner_param and _is_owner(user, (path_params or {}).get(owner_param)))
     satisfied = (not missing) if requirement.mode == "all" else bool(granted)
     if satisfied or owner_match:
         if satisfied:

@@ -23,10 +23,10 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from .errors import Conflict, InvalidInput
-from .names import new_username, username_key, validate_permission, validate_role
+from .names import new_username, quoted, username_key, validate_permission, validate_role
 
 if TYPE_CHECKING:
     from .matrix import Expectations
@@ -54,7 +54,7 @@ class RoleSpec:
 
 @dataclass(frozen=True)
 class UserSpec:
-    status: str = "active"
+    status: Literal["active", "disabled"] = "active"
     roles: tuple[str, ...] = ()
 
 
@@ -82,11 +82,6 @@ def nearest(name: str, known: Iterable[str]) -> str:
     if close:
         return f" (did you mean {close[0]!r}?)"
     return f" (known: {', '.join(known)})" if known and len(known) <= 12 else ""
-
-
-def _shown(name: Any) -> str:
-    text = str(name)
-    return repr(text[:40] + ("…" if len(text) > 40 else ""))
 
 
 # --------------------------------------------------------------------------- reading
@@ -117,14 +112,14 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
 
     for key in data:
         if key not in SECTIONS:
-            raise InvalidInput(f"{source}: unknown section {_shown(key)}{nearest(key, SECTIONS)}")
+            raise InvalidInput(f"{source}: unknown section {quoted(key)}{nearest(key, SECTIONS)}")
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise InvalidInput(f"{source}: version {_shown(version)} is not supported (this authctl reads {FORMAT_VERSION})")
+        raise InvalidInput(f"{source}: version {quoted(version)} is not supported (this authctl reads {FORMAT_VERSION})")
     policy = Policy()
     for key, value in _table(data, "settings", source).items():
         if key not in config.SPECS:
-            raise InvalidInput(f"{source}: unknown setting {_shown(key)}{nearest(key, config.SPECS)}")
+            raise InvalidInput(f"{source}: unknown setting {quoted(key)}{nearest(key, config.SPECS)}")
         policy.settings[key] = config.parse_setting(key, value)
     if policy.settings:
         stored = {k: v for k, v in policy.settings.items()}
@@ -146,7 +141,7 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
     for name, spec in policy.roles.items():
         for other in spec.inherits:
             if other not in policy.roles:
-                raise InvalidInput(f"{source}: role {name} inherits unknown role {_shown(other)}{nearest(other, policy.roles)}")
+                raise InvalidInput(f"{source}: role {name} inherits unknown role {quoted(other)}{nearest(other, policy.roles)}")
     _refuse_cycles(policy.roles, source)
     keys: dict[str, str] = {}
     for name, spec in _table(data, "users", source).items():
@@ -158,11 +153,11 @@ def parse(data: Mapping[str, Any], source: str = "policy") -> Policy:
         fields = _fields(spec, USER_FIELDS, f"user {username}", source)
         status = fields.get("status", "active")
         if status not in STATUSES:
-            raise InvalidInput(f"{source}: user {username}: status must be active or disabled, got {_shown(status)}")
+            raise InvalidInput(f"{source}: user {username}: status must be active or disabled, got {quoted(status)}")
         roles = _names(fields.get("roles", []), f"user {username}: roles", source)
         for role in roles:
             if role not in policy.roles:
-                raise InvalidInput(f"{source}: user {username} has unknown role {_shown(role)}{nearest(role, policy.roles)}")
+                raise InvalidInput(f"{source}: user {username} has unknown role {quoted(role)}{nearest(role, policy.roles)}")
         policy.users[username] = UserSpec(status, roles)
     for name, spec in _table(data, "targets", source).items():
         policy.targets[name] = _target_config(name, spec, source)
@@ -181,14 +176,14 @@ def _target_config(name: str, spec: Any, source: str) -> dict[str, Any]:
     try:
         targets.validate_name(name)
     except InvalidInput as exc:
-        raise InvalidInput(f"{source}: target {_shown(name)}: {exc}") from None
+        raise InvalidInput(f"{source}: target {quoted(name)}: {exc}") from None
     fields = _fields(spec, TARGET_FIELDS, f"target {name}", source)
     mode = fields.get("mode")
     if not isinstance(mode, str):
         raise InvalidInput(f"{source}: target {name}: mode must be one of {', '.join(targets.MODES)}")
     misplaced = [f for f in fields if (f in _TOKEN_FIELDS and mode != "token") or (f == "token_url" and mode != "login")]
     if misplaced:
-        raise InvalidInput(f"{source}: target {name}: {misplaced[0]} does not go with mode {_shown(mode)}")
+        raise InvalidInput(f"{source}: target {name}: {misplaced[0]} does not go with mode {quoted(mode)}")
 
     def text(key: str) -> str | None:
         value = fields.get(key)
@@ -215,7 +210,7 @@ def _target_config(name: str, spec: Any, source: str) -> dict[str, Any]:
         return targets.make_config(
             mode, send=text("send") or "bearer", alg=text("alg"), kid=text("kid"), weak=weak, sub=sub,
             scope_claim=text("scope_claim"), scopes=scopes, iss=text("iss"), aud=text("aud"),
-            claims=tokens._check_extra(per_user("claims")), ttl=config.parse_duration(fields.get("ttl", targets.DEFAULT_TTL)),
+            claims=tokens.check_extra_claims(per_user("claims")), ttl=config.parse_duration(fields.get("ttl", targets.DEFAULT_TTL)),
             token_url=text("token_url"),
         )
     except InvalidInput as exc:
@@ -234,7 +229,7 @@ def _fields(spec: Any, allowed: tuple[str, ...], what: str, source: str) -> Mapp
         raise InvalidInput(f"{source}: {what} must be a table")
     for key in spec:
         if key not in allowed:
-            raise InvalidInput(f"{source}: {what}: unknown field {_shown(key)}{nearest(key, allowed)}")
+            raise InvalidInput(f"{source}: {what}: unknown field {quoted(key)}{nearest(key, allowed)}")
     return spec
 
 
@@ -249,12 +244,12 @@ def _expect_user(user: str, keys: Mapping[str, str], route: str, source: str) ->
     if user.casefold() == ANONYMOUS:
         return ANONYMOUS
     try:
-        key = username_key(user)
+        key: str | None = username_key(user)
     except InvalidInput:
         key = None
-    if key not in keys:
+    if key is None or key not in keys:
         raise InvalidInput(
-            f"{source}: expectation {route} names unknown user {_shown(user)}{nearest(user, [*keys.values(), ANONYMOUS])}"
+            f"{source}: expectation {route} names unknown user {quoted(user)}{nearest(user, [*keys.values(), ANONYMOUS])}"
         )
     return keys[key]
 
@@ -523,41 +518,41 @@ def plan(store: "Store", desired: Policy, *, prune: bool = False, generate: bool
             keep(Change("removed", "user", name, before=current.users[name].status))
     passwordless = {u.username for u in store.list_users() if not u.password_hash}
     for name in sorted(desired.users, key=username_key):
-        user = desired.users[name]
+        spec = desired.users[name]
         existing_name = current_users.get(username_key(name))
         if existing_name is None:
-            status = user.status if generate or users_as_file else "disabled"
+            status = spec.status if generate or users_as_file else "disabled"
             result.new_users.append(name)
             result.changes.append(Change("added", "user", name, after=status))
-            if status != user.status:
+            if status != spec.status:
                 result.held.append(name)
-            result.changes += [Change("added", "user.role", name, role) for role in user.roles]
+            result.changes += [Change("added", "user.role", name, role) for role in spec.roles]
             continue
-        existing = current.users[existing_name]
-        for role in existing.roles:
-            if role not in user.roles:
-                keep(Change("removed", "user.role", existing_name, role))
-        result.changes += [Change("added", "user.role", existing_name, role) for role in user.roles
-                           if role not in existing.roles]
-        if existing.status == user.status:
+        present = current.users[existing_name]
+        for role_name in present.roles:
+            if role_name not in spec.roles:
+                keep(Change("removed", "user.role", existing_name, role_name))
+        result.changes += [Change("added", "user.role", existing_name, role) for role in spec.roles
+                           if role not in present.roles]
+        if present.status == spec.status:
             continue
-        if user.status == "active" and existing_name in passwordless and not users_as_file:
+        if spec.status == "active" and existing_name in passwordless and not users_as_file:
             if not generate:  # an account is never enabled without a password
                 result.held.append(existing_name)
                 continue
             result.changes.append(Change("added", "user.password", existing_name, after="generated"))
-        result.changes.append(Change("changed", "user.status", existing_name, None, existing.status, user.status))
+        result.changes.append(Change("changed", "user.status", existing_name, None, present.status, spec.status))
     if with_targets:
         _plan_targets(store, current, desired, result, keep, secrets or {})
     for route in sorted(set(current.expect) | set(desired.expect)):
         have, want = current.expect.get(route, {}), desired.expect.get(route, {})
-        for user in sorted(set(have) | set(want)):
-            if user not in want:
-                keep(Change("removed", "expect", route, user, have[user], None))
-            elif user not in have:
-                result.changes.append(Change("added", "expect", route, user, None, want[user]))
-            elif have[user] != want[user]:
-                result.changes.append(Change("changed", "expect", route, user, have[user], want[user]))
+        for who in sorted(set(have) | set(want)):
+            if who not in want:
+                keep(Change("removed", "expect", route, who, have[who], None))
+            elif who not in have:
+                result.changes.append(Change("added", "expect", route, who, None, want[who]))
+            elif have[who] != want[who]:
+                result.changes.append(Change("changed", "expect", route, who, have[who], want[who]))
     # roles and users themselves go last among removals: their grants and assignments are gone by then
     result.changes.sort(key=lambda c: c.action == "removed" and c.kind in ("role", "user"))
     return result
@@ -570,7 +565,7 @@ def _plan_targets(store: "Store", current: Policy, desired: Policy, result: Plan
 
     for name in secrets:
         if name not in desired.targets:
-            raise InvalidInput(f"--target-secret names target {_shown(name)}, which the file does not have"
+            raise InvalidInput(f"--target-secret names target {quoted(name)}, which the file does not have"
                                + nearest(name, desired.targets))
     for name in sorted(set(current.targets) - set(desired.targets)):
         keep(Change("removed", "target", name, before=current.targets[name]["mode"]))
@@ -650,8 +645,8 @@ def apply(
     """
     from . import passwords
 
-    options = {"prune": prune, "generate": generate, "users_as_file": users_as_file, "secrets": secrets,
-               "with_targets": with_targets}
+    options: dict[str, Any] = {"prune": prune, "generate": generate, "users_as_file": users_as_file,
+                               "secrets": secrets, "with_targets": with_targets}
     draft = plan(store, desired, **options)
     if dry_run:
         return ApplyResult(draft, applied=False)
@@ -684,7 +679,8 @@ def apply(
 
 def _execute(store: "Store", change: Change, desired: Policy, hashes: Mapping[str, str],
              secrets: Mapping[str, bytes]) -> None:
-    action, kind, name, item = change.action, change.kind, change.name, change.item
+    action, kind, name = change.action, change.kind, change.name
+    item = change.item or ""  # set on every kind that reads it (role.*, user.role, expect)
     if kind == "setting":
         if action == "removed":
             store.unset_setting(name)

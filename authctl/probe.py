@@ -2,7 +2,7 @@
 
 Requests never follow redirects, have bounded timeouts, and a bearer token is not
 sent over plain HTTP to a host other than loopback unless explicitly allowed.
-Connection failures become one-line ``AuthctlError``s (exit 1).
+Connection failures become one-line ``ConnectionFailed`` errors (exit 1).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from .errors import AuthctlError, InvalidInput
+from .errors import AuthctlError, ConnectionFailed, InvalidInput
 from .policy import Outcome
 
 KEY_HEADERS = ("www-authenticate", "content-type", "cache-control", "location")
@@ -62,16 +62,16 @@ def check_transport(url: str, *, sends_token: bool, insecure_transport: bool) ->
         raise InvalidInput(f"invalid URL {url[:80]!r}: use http(s)://host[:port]")
     if sends_token and parts.scheme == "http" and not is_loopback(parts.hostname) and not insecure_transport:
         raise InvalidInput(
-            f"refusing to send a bearer token over plain HTTP to {parts.hostname}; use https, or --insecure-transport"
+            f"refusing to send a bearer token over plain HTTP to {parts.hostname}; use https", hint="insecure_transport"
         )
 
 
-def check_path(path: str) -> str:
+def _check_path(path: str) -> str:
     """A request path on the target server, never a URL: httpx would send a full URL
     (and the bearer token with it) to whatever host it names."""
     parts = urlsplit(path)
     if parts.scheme or parts.netloc or not path.startswith("/") or path.startswith("//"):
-        raise InvalidInput(f"{path[:80]!r} is not a path on the server: give /path (the host comes from --url)")
+        raise InvalidInput(f"{path[:80]!r} is not a path on the server: give /path", hint="url_host")
     return path
 
 
@@ -114,7 +114,7 @@ async def _send_all(
     logins: dict[Any, Any] = {}
     async with client:
         for request in requests:
-            check_path(request.path)
+            _check_path(request.path)
             headers = {"Authorization": f"Bearer {request.token}"} if request.token else {}
             params: dict[str, str] = {}
             cookies: dict[str, str] = {}
@@ -124,12 +124,8 @@ async def _send_all(
             try:
                 raw = await client.request(request.method, request.path, headers=headers, params=params or None,
                                            cookies=cookies or None)
-            except httpx.ConnectError:
-                raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
-            except httpx.TimeoutException:
-                raise AuthctlError(f"{request.method} {request.path} on {target} timed out after {timeout:g} s") from None
             except httpx.HTTPError as exc:
-                raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+                raise _connection_failed(exc, f"{request.method} {request.path}", target, timeout) from None
             sent = bool(request.token) or (request.credential is not None and bool(headers or params or cookies))
             responses.append(_response(raw, sent_credentials=sent))
             if on_response is not None:
@@ -146,11 +142,11 @@ async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], targe
         return credential
     key = (login.token_url, login.username)
     if key not in logins:
-        check_path(login.token_url)
+        _check_path(login.token_url)
         try:
             raw = await client.post(login.token_url, data={"username": login.username, "password": login.password})
         except httpx.HTTPError as exc:
-            raise AuthctlError(f"login as {login.username} at {login.token_url} on {target} failed: {type(exc).__name__}") from None
+            raise ConnectionFailed(f"login as {login.username} at {login.token_url} on {target} failed: {type(exc).__name__}") from None
         try:
             body = raw.json()
         except ValueError:
@@ -163,6 +159,17 @@ async def _logged_in(client: Any, credential: Any, logins: dict[Any, Any], targe
     return logins[key]
 
 
+def _connection_failed(exc: Exception, what: str, target: str, timeout: float) -> ConnectionFailed:
+    """One line for an httpx failure: refused, timed out, or another transport error (by its class name)."""
+    import httpx
+
+    if isinstance(exc, httpx.ConnectError):
+        return ConnectionFailed(f"cannot connect to {target}: connection refused (is the server running?)")
+    if isinstance(exc, httpx.TimeoutException):
+        return ConnectionFailed(f"{what} on {target} timed out after {timeout:g} s")
+    return ConnectionFailed(f"request to {target} failed: {type(exc).__name__}")
+
+
 def send_all(
     requests: Sequence[Request], *, url: str | None = None, app: Any = None, timeout: float = 10.0, on_response: Any = None,
 ) -> list[Response]:
@@ -172,6 +179,30 @@ def send_all(
 
 def send(request: Request, **target: Any) -> Response:
     return send_all([request], **target)[0]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A request to send live with what the offline side knew of it, for the answer's lints."""
+
+    request: Request
+    anonymous: bool
+    secured: bool | None = None
+    missing_scopes: tuple[str, ...] = ()
+    decided: int | None = None  # the offline status, if decided
+
+
+def send_planned(planned: Sequence[Planned], *, url: str | None = None, app: Any = None,
+                 on_response: Any = None) -> list[Response]:
+    """The one way check and matrix send live: ``send_all``, then each answer's context lints."""
+    responses = send_all([p.request for p in planned], url=url, app=app, on_response=on_response)
+    for plan, response in zip(planned, responses):
+        credential = plan.request.credential
+        response.lints += context_lints(
+            response.status, anonymous=plan.anonymous, secured=plan.secured,
+            credential_valid=getattr(credential, "valid", None), missing_scopes=plan.missing_scopes,
+            target_rejected=bool(getattr(credential, "trusted", False)) and plan.decided not in (None, 401))
+    return responses
 
 
 def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, credential_valid: bool | None = None,
@@ -197,7 +228,7 @@ def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, 
 async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: float) -> tuple[int, bytes]:
     import httpx
 
-    check_path(path)
+    _check_path(path)
     if app is not None:
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
                                    base_url="http://authctl.local", follow_redirects=False, timeout=timeout)
@@ -215,12 +246,8 @@ async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: f
                         raise InvalidInput(f"{path} on {target} is larger than {limit // (1024 * 1024)} MB")
                     chunks.append(chunk)
                 return raw.status_code, b"".join(chunks)
-        except httpx.ConnectError:
-            raise AuthctlError(f"cannot connect to {target}: connection refused (is the server running?)") from None
-        except httpx.TimeoutException:
-            raise AuthctlError(f"GET {path} on {target} timed out after {timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise AuthctlError(f"request to {target} failed: {type(exc).__name__}") from None
+            raise _connection_failed(exc, f"GET {path}", target, timeout) from None
 
 
 def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit: int = 10 * 1024 * 1024,
@@ -230,7 +257,7 @@ def fetch_document(path: str, *, url: str | None = None, app: Any = None, limit:
 # --------------------------------------------------------------------------- probe
 
 
-def identity_problem(whoami: Response, path: str) -> str | None:
+def _identity_problem(whoami: Response, path: str) -> str | None:
     """Why the identity endpoint's answer says nothing about who we are (``None``: it does).
 
     A 200 with a JSON object, a 401 or a 403 is the server's view of the caller; a 404,
@@ -258,7 +285,7 @@ class Probe:
 
     @property
     def problem(self) -> str | None:
-        return identity_problem(self.whoami, self.whoami_path)
+        return _identity_problem(self.whoami, self.whoami_path)
 
     @property
     def exit_code(self) -> int:
@@ -298,7 +325,7 @@ class Session:
 
     def request(self, method: str, path: str, *, token: str | None = None, credential: Any = None, **kwargs: Any) -> Any:
         """``credential`` (a ``targets.Credential``) is sent the target's way, its login performed once first."""
-        check_path(path)
+        _check_path(path)
         headers = dict(kwargs.pop("headers", None) or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"

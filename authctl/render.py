@@ -13,9 +13,20 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
     from .config import Settings
-    from .store import Access, AuditEntry, Permission, Role, User
+    from .demo import Walkthrough
+    from .groups import Group
+    from .matrix import Cell, MatrixResult
+    from .policyfile import Plan
+    from .probe import Probe
+    from .routes import RouteInfo
+    from .store import Access, AuditEntry, Permission, Role, SigningKey, User
+    from .testing import Report
+    from .tokens import Identity, Inspection, IssuedToken, Revocation
+    from .whocan import WhoCan
 
 
 #: The width of output that goes to a file or a pipe (no COLUMNS): as wide as the data, never cut at 80.
@@ -69,7 +80,7 @@ def oneline(value: Any) -> str:
     return printable(value).replace("\n", "\\n")
 
 
-def text(value: Any, style: str = "") -> Any:
+def text(value: Any, style: str = "") -> "Text":
     from rich.text import Text
 
     return Text(printable(value), style=style)
@@ -118,8 +129,8 @@ class Output:
     def __init__(self) -> None:
         self.json = False
 
-    def emit(self, data: Any, human: "Callable[[Any], None] | None" = None) -> None:
-        """JSON of ``data`` under --json (or when there is no human form), else ``human(data)``."""
+    def emit(self, data: Any, human: "Callable[[Any], object] | None" = None) -> None:
+        """JSON of ``data`` under --json (or when there is no human form), else ``human(data)`` (its result unused)."""
         if self.json or human is None:
             emit_json(data)
         else:
@@ -133,7 +144,7 @@ class Output:
 output = Output()
 
 
-def emit(data: Any, human: "Callable[[Any], None] | None" = None) -> None:
+def emit(data: Any, human: "Callable[[Any], object] | None" = None) -> None:
     output.emit(data, human)
 
 
@@ -159,7 +170,7 @@ def success(message: str) -> None:
     err().print(text("✓ ", "green") + text(message))
 
 
-def _table(*columns: str, title: str | None = None, short: Iterable[str] = ()) -> Any:
+def _table(*columns: str, title: str | None = None, short: Iterable[str] = ()) -> "Table":
     """A table whose cells fold (never end in "…"); ``short`` columns (a status, a date) never wrap."""
     from rich.table import Table
 
@@ -368,7 +379,7 @@ def settings_table(settings: "Settings", sources: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- keys, tokens
 
 
-def key_json(key: Any) -> dict[str, Any]:
+def key_json(key: "SigningKey") -> dict[str, Any]:
     """A signing key without any private material."""
     return {"kid": key.kid, "alg": key.alg, "status": key.status, "created_at": key.created_at,
             "retired_at": key.retired_at, "fingerprint": key.fingerprint}
@@ -377,7 +388,7 @@ def key_json(key: Any) -> dict[str, Any]:
 _KEY_STYLE = {"active": "bold green", "verifying": "yellow", "retired": "dim"}
 
 
-def keys_table(keys: Iterable[Any]) -> None:
+def keys_table(keys: Iterable["SigningKey"]) -> None:
     table = _table("kid", "alg", "status", "created", "fingerprint", short=("kid", "alg", "status", "created"))
     for key in keys:
         table.add_row(
@@ -413,7 +424,7 @@ def target_detail(data: dict[str, Any], sends: str) -> None:
 
 
 def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:
-    from .tokens import format_utc, relative
+    from .clock import format_utc, relative
 
     fields_: dict[str, Any] = {}
     for name in ("iat", "nbf", "exp"):
@@ -423,8 +434,8 @@ def _time_fields(claims: dict[str, Any], now: int) -> dict[str, Any]:
     return fields_
 
 
-def issued_json(issued: Any, now: int) -> dict[str, Any]:
-    from .tokens import format_utc
+def issued_json(issued: "IssuedToken", now: int) -> dict[str, Any]:
+    from .clock import format_utc
 
     return {
         "token": issued.token, "token_type": issued.token_type, "header": issued.header, "claims": issued.claims,
@@ -433,7 +444,7 @@ def issued_json(issued: Any, now: int) -> dict[str, Any]:
     }
 
 
-def identity_json(identity: Any) -> dict[str, Any]:
+def identity_json(identity: "Identity") -> dict[str, Any]:
     return {
         "valid": True, "username": identity.user.username, "uid": identity.user.uid,
         "token_type": identity.token_type, "kid": identity.kid, "jti": identity.jti,
@@ -441,7 +452,7 @@ def identity_json(identity: Any) -> dict[str, Any]:
     }
 
 
-def inspection_json(inspection: Any, now: int) -> dict[str, Any]:
+def inspection_json(inspection: "Inspection", now: int) -> dict[str, Any]:
     return {
         "verified": inspection.verified, "valid": inspection.valid, "keys": inspection.key_source,
         "header": inspection.header, "claims": inspection.claims,
@@ -457,7 +468,7 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
 
     from rich.table import Table
 
-    from .tokens import format_utc, relative
+    from .clock import format_utc, relative
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -476,7 +487,7 @@ def _members_grid(members: dict[str, Any], now: int) -> Any:
 _INSPECT_MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("–", "dim")}
 
 
-def inspection_report(inspection: Any, now: int) -> None:
+def inspection_report(inspection: "Inspection", now: int) -> None:
     """Header, claims (times in UTC and relative), every check, warnings, and the verdict."""
     from rich.panel import Panel
 
@@ -513,8 +524,8 @@ def inspection_report(inspection: Any, now: int) -> None:
     console.print(text("Verdict: ", "bold") + verdict)
 
 
-def revocation_json(revocation: Any) -> dict[str, Any]:
-    from .tokens import format_utc
+def revocation_json(revocation: "Revocation") -> dict[str, Any]:
+    from .clock import format_utc
 
     return {"jti": revocation.jti, "revoked": revocation.newly or not revocation.already_expired,
             "newly_revoked": revocation.newly, "already_expired": revocation.already_expired,
@@ -524,12 +535,7 @@ def revocation_json(revocation: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- routes
 
 
-def route_json(info: Any) -> dict[str, Any]:
-    """One ``routes.RouteInfo``: method, path, name, kind, requires, requirement, unprotected."""
-    return info.as_dict()
-
-
-def routes_table(infos: Iterable[Any]) -> None:
+def routes_table(infos: Iterable["RouteInfo"]) -> None:
     """Method, path and what each route requires; routes with no requirement flagged."""
     styles = {"public": "green", "authenticated": "cyan", "scopes": "cyan", "guarded": "magenta", "permission": "",
               "open": "bold yellow"}
@@ -565,7 +571,7 @@ _VERDICT_BANNER = {"allowed": "ALLOWED (200-class)", "unauthenticated": "401 UNA
                    "undecided": "UNDECIDED OFFLINE"}
 
 
-def _mark(ok: bool | None, label: str, detail: str = "") -> Any:
+def _mark(ok: bool | None, label: str, detail: str = "") -> "Text":
     symbol, style = _MARK[ok]
     line = text(f"{symbol} ", style) + text(label, "bold" if ok is False else "")
     if detail:
@@ -691,7 +697,7 @@ def _native_report(tree: Any, data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- matrix, probe
 
 
-def _cell_text(cell: Any) -> Any:
+def _cell_text(cell: "Cell") -> "Text":
     """``200`` offline; ``200 ✓`` observed and agreeing; ``200 → 422 ✗`` when the server answered otherwise;
     ``200 · not sent``; observed only: the live status, or ``not sent``; ``?`` undecided offline (a guard)."""
     outcome = cell.outcome.value
@@ -705,7 +711,8 @@ def _cell_text(cell: Any) -> Any:
     elif cell.decision is None:  # observed only
         shown = text("not sent" if cell.live is None else str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
     else:
-        shown = text(str(cell.decision), _OUTCOME_STYLE.get(cell.decision_outcome.value, ""))
+        decided = cell.decision_outcome
+        shown = text(str(cell.decision), _OUTCOME_STYLE.get(decided.value if decided is not None else "", ""))
         if cell.live is not None:
             if cell.agrees:
                 shown.append(" ✓", style="green")
@@ -715,12 +722,12 @@ def _cell_text(cell: Any) -> Any:
                 shown.append(f" → {cell.live_status} ✗", style="bold red")
         elif cell.not_sent is not None:
             shown.append(" · not sent", style="dim")
-    if cell.meets_expectation is False:
+    if cell.meets_expectation is False and cell.expected is not None:
         shown.append(f" (expected {cell.expected.value})", style="bold red")
     return shown
 
 
-def _column_header(name: str, groups: list[Any] | None) -> str:
+def _column_header(name: str, groups: "list[Group] | None") -> str:
     """A role-set column names how many users it stands for."""
     size = next((len(g.members) for g in groups or [] if g.name == name), 1)
     return f"{name} ({size})" if size > 1 else name
@@ -730,7 +737,7 @@ def _column_header(name: str, groups: list[Any] | None) -> str:
 PIPED_MATRIX_WIDTH = 240
 
 
-def matrix_table(cells: list[Any], users: list[str], groups: list[Any] | None = None) -> None:
+def matrix_table(cells: "list[Cell]", users: list[str], groups: "list[Group] | None" = None) -> None:
     """Routes × columns; when that would not fit (the terminal, or PIPED_MATRIX_WIDTH piped),
     the list of differences: per route, each outcome and who gets it."""
     console = out()
@@ -798,8 +805,10 @@ def _matrix_differences(lines: list[tuple[Any, Any, list[Any]]], headers: list[s
     return table
 
 
-def matrix_notes(result: Any) -> None:
+def matrix_notes(result: "MatrixResult") -> None:
     """What a reader of the matrix must know: where it ran, what was not sent or left out, and what failed."""
+    from .policy import Outcome
+
     cells = result.cells
     if result.target:
         note(f"live requests went to: {result.target}")
@@ -823,8 +832,8 @@ def matrix_notes(result: Any) -> None:
         note(f"{count} cell(s) not sent: {reason}")
     for line in result.notes:
         note(line)
-    gone = [c for c in cells if c.live is not None and c.live.outcome.value == "no_route" and c.decision is not None
-            and c.decision_outcome.value != "no_route"]
+    gone = [c for c in cells if c.live is not None and c.live.outcome is Outcome.NO_ROUTE
+            and c.decision_outcome not in (None, Outcome.NO_ROUTE)]
     if gone:
         warn(f"{len(gone)} cell(s) answered 404/405 live where the app's routes say the route exists: is the server "
              "running that app (--app), or does the handler lack the record (--param)? For another app use --openapi")
@@ -841,7 +850,7 @@ def matrix_notes(result: Any) -> None:
               + ", ".join(result.without_expectation))
 
 
-def probe_report(result: Any) -> None:
+def probe_report(result: "Probe") -> None:
     """The server's own view (the identity endpoint, by the path called), then the request's
     status, key headers and body; every byte from the server is escaped (``printable``)."""
     import json
@@ -853,7 +862,7 @@ def probe_report(result: Any) -> None:
                _OUTCOME_STYLE.get(whoami.outcome.value, "bold"))
     if result.problem is None and whoami.status == 200 and isinstance(whoami.body, dict):
         body = whoami.body
-        user = body.get("user") if isinstance(body.get("user"), dict) else body
+        user: dict[str, Any] = body["user"] if isinstance(body.get("user"), dict) else body
         who.append(text(f"user: {user.get('username', '?')}\n"))
         roles = body.get("roles") or user.get("roles")
         if isinstance(roles, list):
@@ -897,7 +906,7 @@ NEXT_STEPS = (
 )
 
 
-def demo_report(result: Any, now: int, keep: str | None) -> None:
+def demo_report(result: "Walkthrough", now: int, keep: str | None) -> None:
     """`authctl demo`: the three checks, the token, the matrix, and what to type next."""
     from rich.rule import Rule
 
@@ -924,7 +933,7 @@ def demo_report(result: Any, now: int, keep: str | None) -> None:
 # --------------------------------------------------------------------------- who-can, role graph
 
 
-def who_can_report(result: Any) -> None:
+def who_can_report(result: "WhoCan") -> None:
     """The users the route allows, each with the role that grants it; then the roles; then who is refused."""
     console = out()
     console.print(text(f"{result.method} {result.path}", "bold"), text(f"(route {result.route.path}, requires {result.route.describe()})", "dim"))
@@ -1008,7 +1017,7 @@ def role_graph_tree(roles: Iterable["Role"]) -> None:
     out().print(tree)
 
 
-def policy_plan(plan: Any, *, applied: bool, prune: bool, generated: dict[str, str]) -> None:
+def policy_plan(plan: "Plan", *, applied: bool, prune: bool, generated: dict[str, str]) -> None:
     """The diff on stdout (one line per change), then counts, kept and held on stderr."""
     for change in plan.changes:
         line = change.describe()
@@ -1037,7 +1046,7 @@ def policy_plan(plan: Any, *, applied: bool, prune: bool, generated: dict[str, s
         note("generated passwords shown once above; they are not stored anywhere")
 
 
-def policy_report(report: Any) -> None:
+def policy_report(report: "Report") -> None:
     """``policy test``: each failure with its trace on stdout, the summary last."""
     for failure in report.failures:
         emit_line(printable(failure.text()))

@@ -95,9 +95,9 @@ def to_html(result: "MatrixResult", title: str = "authctl matrix") -> str:
     columns = result.users
     members = {group.name: group.members for group in result.groups or []}
     rows: dict[str, dict[str, "Cell"]] = {}
-    for cell in result.cells:
-        rows.setdefault(f"{cell.route.method} {cell.route.path}", {})[cell.user] = cell
-    failed = sum(cell.failed for cell in result.cells)
+    for each in result.cells:
+        rows.setdefault(f"{each.route.method} {each.route.path}", {})[each.user] = each
+    failed = sum(each.failed for each in result.cells)
     flagged = sorted({cell.route.key for cell in result.cells if cell.route.unprotected})
     kind = f"live on {result.target}" if result.target else "offline decisions"
     out = [
@@ -121,8 +121,8 @@ def to_html(result: "MatrixResult", title: str = "authctl matrix") -> str:
         out.append(f'<p class="summary bad">{_e(problem)}</p>')
     if not problems:
         out.append('<p class="summary">No failed cell, no unprotected route.</p>')
-    for line in result.notes:
-        out.append(f'<p class="meta">{_e(line)}</p>')
+    for note in result.notes:
+        out.append(f'<p class="meta">{_e(note)}</p>')
     out.append("<table>")
     header = ['<th scope="col">route</th>', '<th scope="col">requires</th>']
     for column in columns:
@@ -169,8 +169,8 @@ def to_markdown(result: "MatrixResult") -> str:
     columns = result.users
     headers = [md(c) + (f" ({len(members[c])})" if len(members.get(c, [])) > 1 else "") for c in columns]
     rows: dict[str, dict[str, "Cell"]] = {}
-    for cell in result.cells:
-        rows.setdefault(f"{cell.route.method} {cell.route.path}", {})[cell.user] = cell
+    for each in result.cells:
+        rows.setdefault(f"{each.route.method} {each.route.path}", {})[each.user] = each
     lines = ["| route | requires | " + " | ".join(headers) + " |", "|---|---|" + "---|" * len(columns)]
     for name, by_column in rows.items():
         route = next(iter(by_column.values())).route

@@ -32,31 +32,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from urllib.parse import unquote
 
-from .errors import InvalidInput, NoRoute
-from .policy import PUBLIC, Decision, Outcome, Requirement
+from .errors import InvalidInput, MethodNotAllowed, RouteNotFound
+from .policy import PUBLIC, REQUIREMENT_ATTR, Decision, Outcome, Requirement
 
 if TYPE_CHECKING:
     from .store import Store
 
 DEFAULT_APP = "authctl.app:app"
-REQUIREMENT_ATTR = "authctl_requirement"  # the same name authctl.fastapi sets
 _KIND_RANK = {"public": 0, "authenticated": 1, "permission": 2}
-
-
-class RouteNotFound(NoRoute):
-    """No route matches the path (the server answers 404)."""
-
-    status = 404
-
-
-class MethodNotAllowed(NoRoute):
-    """The path matches, the method does not (the server answers 405)."""
-
-    status = 405
-
-    def __init__(self, message: str, allowed: tuple[str, ...]):
-        super().__init__(message)
-        self.allowed = allowed
 
 
 @dataclass(frozen=True)
@@ -120,7 +103,7 @@ class RouteInfo:
             "kind": self.kind,
             "requires": self.describe(),
             "requirement": self.requirement.as_dict() if self.requirement is not None else None,
-            "native": self.native.as_dict() if self.is_native else None,
+            "native": self.native.as_dict() if self.native is not None else None,
             "unprotected": self.unprotected,
             "flag": self.flag,
             "login": self.login,
@@ -145,7 +128,7 @@ def load_app(spec: str | None = None) -> Any:
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")) or not all(
         part.isidentifier() for part in attr.split(".")
     ):
-        raise InvalidInput(f"--app {spec[:80]!r} is not of the form module:attribute")
+        raise InvalidInput(f"app {spec[:80]!r} is not of the form module:attribute")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -242,7 +225,7 @@ def _is_docs_route(route: Any) -> bool:
     return module.startswith("fastapi.") and name in ("openapi", "swagger_ui_html", "swagger_ui_redirect", "redoc_html")
 
 
-def summarize(requirements: tuple[Requirement, ...]) -> Requirement | None:
+def _summarize(requirements: tuple[Requirement, ...]) -> Requirement | None:
     """One requirement that says what a route needs, for listing. ``None``: no requirement."""
     if not requirements:
         return None
@@ -298,7 +281,7 @@ def _infos(route: Any, prefix: str, inherited: tuple[Requirement, ...],
         raise InvalidInput(f"cannot read the dependencies of {path[:80]}: {exc}") from None
     except Exception as exc:  # an app object that raises when read
         raise InvalidInput(f"cannot read the dependencies of {path[:80]}: {type(exc).__name__} while reading them") from None
-    summary = summarize(requirements)
+    summary = _summarize(requirements)
     name = _attr(route, "name")
     include = bool(_attr(route, "include_in_schema", True))
     return [
@@ -509,7 +492,7 @@ class Scheme:
 
     def missing_status(self, version: tuple[int, ...] | None = None) -> int:
         """What this FastAPI answers when the credential is missing (auto_error=True)."""
-        version = fastapi_version() if version is None else version
+        version = _fastapi_version() if version is None else version
         if version < LEGACY_403_BEFORE and self.cls in _LEGACY_403_CLASSES:
             return 403
         return 401
@@ -577,7 +560,7 @@ class Presented:
         return not any(self._parts.values())
 
 
-def fastapi_version() -> tuple[int, ...]:
+def _fastapi_version() -> tuple[int, ...]:
     import fastapi
 
     return _version_tuple(getattr(fastapi, "__version__", "0"))
@@ -885,7 +868,7 @@ def _presented(token: str | None, credential: Any) -> Presented:
     return Presented({"Authorization": f"Bearer {token}"} if token else None)
 
 
-def decide_native(info: RouteInfo, token: str | None, credential: Any = None) -> "Decision":
+def decide_native(info: RouteInfo, token: str | None, credential: Any = None) -> "NativeDecision":
     """Decide what can be read offline on a route with fastapi.security schemes, and name what cannot.
 
     In FastAPI's order: each scheme looks for its credential (missing with

@@ -115,7 +115,7 @@ def validate_name(name: str) -> str:
     return name
 
 
-def parse_send(text: str) -> tuple[str, str | None]:
+def _parse_send(text: str) -> tuple[str, str | None]:
     """``bearer``, ``scheme:WORD``, ``header:NAME``, ``query:NAME`` or ``cookie:NAME``."""
     kind, _, param = (text or "bearer").strip().partition(":")
     kind = kind.lower()
@@ -149,7 +149,7 @@ def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple
             raise InvalidInput(f"{chosen} needs a shared secret, but this is {material.label}")
         declared = keys.normalize_alg(material.alg) if material.alg else None
         if chosen is not None and declared is not None and chosen != declared:
-            raise InvalidInput(f"--alg {chosen} contradicts the key's own alg {declared}")
+            raise InvalidInput(f"alg {chosen} contradicts the key's own alg {declared}")
         chosen = chosen or declared or keys.infer_alg(material.key)
         keys.check_strength(chosen, material.key)
         return chosen, keys._pem_of(material.key), False
@@ -169,7 +169,7 @@ def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple
         keys.check_strength(chosen, secret)
     except InvalidInput as exc:
         if not allow_weak:
-            raise InvalidInput(f"{exc}; if the app really uses it, add --unsafe-weak-secret (for this target only)") from None
+            raise InvalidInput(str(exc), hint="weak_secret") from None
         return chosen, secret, True
     return chosen, secret, False
 
@@ -225,7 +225,7 @@ def make_config(
 
     if mode not in MODES:
         raise InvalidInput(f"unknown target mode {str(mode)[:20]!r}: use {', '.join(MODES)}")
-    send_kind, send_param = parse_send(send)
+    send_kind, send_param = _parse_send(send)
     config: dict[str, Any] = {"mode": mode, "send": send_kind, "send_param": send_param}
     if mode == "token":
         if not alg:
@@ -234,9 +234,9 @@ def make_config(
         if kid is not None:
             keys.validate_kid(kid)
         if scope_claim is not None and scope_claim not in SCOPE_CLAIMS:
-            raise InvalidInput(f"--scope-claim: use one of {', '.join(SCOPE_CLAIMS)}")
+            raise InvalidInput(f"scope claim: use one of {', '.join(SCOPE_CLAIMS)}")
         if not 10 <= ttl <= MAX_TTL:
-            raise InvalidInput("--ttl must be between 10 seconds and 30 days")
+            raise InvalidInput("a target's token lifetime must be between 10 seconds and 30 days")
         config.update({
             "alg": alg, "kid": kid, "weak_secret": bool(weak), "sub": dict(sub or {}), "scope_claim": scope_claim,
             "scopes": {u: _scope_list(v) for u, v in (scopes or {}).items()},
@@ -244,7 +244,7 @@ def make_config(
         })
     elif mode == "login":
         if not token_url or not token_url.startswith("/") or token_url.startswith("//"):
-            raise InvalidInput("--login takes the app's token path, e.g. /token")
+            raise InvalidInput("the login is the app's token path, e.g. /token")
         config["token_url"] = token_url
     return config
 
@@ -278,17 +278,17 @@ def add(
     validate_name(name)
     if mode not in MODES:
         raise InvalidInput(f"unknown target mode {mode!r}")
-    parse_send(send)
+    _parse_send(send)
     secret: dict[str, Any] = {}
     weak = False
     if mode == "token":
         if key is None:
-            raise InvalidInput("a token target needs its signing key: --key-file FILE or --key-stdin")
+            raise InvalidInput("a token target needs its signing key", hint="target_key")
         alg, material, weak = parse_target_key(key, alg, allow_weak=allow_weak)
         secret["key"] = base64.b64encode(material).decode("ascii")
     else:
         if not passwords:
-            raise InvalidInput(f"a {mode} target needs each user's password or key: --passwords-file FILE or --passwords-stdin")
+            raise InvalidInput(f"a {mode} target needs each user's password or key", hint="target_passwords")
         secret["passwords"] = dict(passwords)
     config = make_config(mode, send=send, alg=alg, kid=kid, weak=weak, sub=sub, scope_claim=scope_claim, scopes=scopes,
                          iss=iss, aud=aud, claims=claims, ttl=ttl, token_url=token_url)

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from .matrix import Cell
     from .policyfile import Policy
     from .store import Store
+    from .policy import Outcome
     from .targets import Target
+
 
 def as_policy(source: "Policy | Mapping[str, Any] | str | Path | None") -> "Policy":
     """A policy from a file path, a TOML-shaped dict (``{"roles": ..., "users": ...}``) or a ``Policy``."""
@@ -94,7 +96,7 @@ class Report:
 
 
 def run_expectations(
-    store: "Store", app: Any, expectations: Mapping[tuple[str, str], Mapping[str, str]], *, strict: bool = False,
+    store: "Store", app: Any, expectations: Mapping[tuple[str, str], Mapping[str, "Outcome"]], *, strict: bool = False,
     live: bool = False, live_app: Any = None, unsafe: bool = False, params: Mapping[str, str] | None = None,
     target: "Target | None" = None,
 ) -> Report:

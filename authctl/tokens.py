@@ -1,4 +1,4 @@
-"""Issue, verify and inspect JWTs; the signing and checking rules live here.
+"""Issue, verify and inspect JWTs: the claim checks over ``jose``'s strict compact parsing.
 
 ``verify`` is on every request's path, so it parses the compact form itself
 (strict base64url, UTF-8 JSON that refuses duplicate members), verifies the
@@ -18,9 +18,6 @@ claim, never a token, secret or key.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
 import secrets
@@ -29,6 +26,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .clock import format_span, format_utc, relative
 from .config import Settings, format_duration, parse_duration
 from .errors import (
     InvalidInput,
@@ -44,18 +42,16 @@ from .errors import (
     TokenUserInvalid,
     UnknownKey,
 )
+from . import jose
+from .jose import MAX_TOKEN_BYTES, TYP
 from .keys import KeyRing, LoadedKey
+from .names import quoted
 
 if TYPE_CHECKING:
     from .store import Store, User
 
-MAX_TOKEN_BYTES = 8192
-TYP = {"access": "at+jwt", "refresh": "refresh+jwt"}
-_TYPE_OF = {value: name for name, value in TYP.items()}
 # Claims authctl sets itself; --claim may not override them.
 RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "ver", "roles", "name", "fam", "typ", "uid"})
-# Header members that point at keys elsewhere: never followed, so refused outright.
-REFUSED_HEADERS = ("jku", "x5u", "jwk", "x5c")
 INFORMATIONAL_CHECKS = frozenset({"roles"})  # drift is shown, but authorization reads the database
 _MAX_ID = 256
 # A jti given by hand (``revoke --jti``): ours are base64url; others' UUIDs, ULIDs or base64.
@@ -94,7 +90,7 @@ class IssuedToken:
 
     @property
     def token_type(self) -> str:
-        return _TYPE_OF.get(self.header.get("typ", ""), "access")
+        return jose.TYPE_OF.get(self.header.get("typ", ""), "access")
 
 
 @dataclass
@@ -131,181 +127,6 @@ def strip_token(text: str) -> str:
     return text
 
 
-def format_utc(timestamp: float) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
-    except (OverflowError, OSError, ValueError):
-        return "beyond the calendar"
-
-
-def format_span(seconds: float) -> str:
-    """A rough human span: 45 s, 12 min, 3 h, 9 d, 2 y."""
-    seconds = abs(seconds)
-    if seconds < 90:
-        return f"{int(seconds)} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    if seconds < 48 * 3600:
-        return f"{round(seconds / 3600)} h"
-    if seconds < 730 * 86400:
-        return f"{round(seconds / 86400)} d"
-    years = seconds / (365.25 * 86400)
-    return f"{round(years)} y" if years < 1e6 else "more than a million years"
-
-
-def relative(timestamp: float, now: float, future: str = "in {}", past: str = "{} ago", present: str = "just now") -> str:
-    """'in 12 min' / '3 h ago' (or the caller's phrasing: 'expires in {}', 'expired {} ago')."""
-    delta = timestamp - now
-    if abs(delta) < 2:
-        return present
-    return (future if delta > 0 else past).format(format_span(delta))
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-_B64_VALUE = {char: index for index, char in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
-_PADDING = ("", None, "==", "=")
-_UNUSED_BITS = (0, 0, 0x0F, 0x03)  # by length % 4: low bits of the last character that must be zero
-
-
-def _b64decode(segment: str, what: str) -> bytes:
-    """Strict base64url: its alphabet only, no padding, canonical final bits (one token, one spelling)."""
-    rest = len(segment) % 4
-    if rest == 1 or "+" in segment or "/" in segment or "=" in segment:
-        raise TokenMalformed(f"the {what} is not base64url")
-    try:
-        data = binascii.a2b_base64(segment.replace("-", "+").replace("_", "/") + _PADDING[rest], strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise TokenMalformed(f"the {what} is not base64url") from None
-    if rest and _B64_VALUE[segment[-1]] & _UNUSED_BITS[rest]:
-        raise TokenMalformed(f"the {what} is not canonical base64url")
-    return data
-
-
-class _Duplicate(ValueError):
-    pass
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _Duplicate(name)
-            seen.add(name)
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
-
-
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        text = data.decode("utf-8")
-        obj = _DECODER.decode(text)
-    except _Duplicate as exc:
-        raise TokenMalformed(f"the {what} repeats the member {str(exc)[:40]!r}; refused as ambiguous") from None
-    except UnicodeDecodeError:
-        raise TokenMalformed(f"the {what} is not UTF-8") from None
-    except (ValueError, RecursionError):
-        raise TokenMalformed(f"the {what} is not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise TokenMalformed(f"the {what} is not a JSON object")
-    if "\\u" in text and _has_lone_surrogate(obj):
-        raise TokenMalformed(f"the {what} escapes a lone surrogate (\\ud800-\\udfff), which is not text")
-    return obj
-
-
-def _has_lone_surrogate(obj: Any) -> bool:
-    """A ``\\ud800``-style escape decodes to a str that no database, terminal or UTF-8 output accepts."""
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _shown(value: Any) -> str:
-    text = str(value)
-    return repr(text[:40] + ("…" if len(text) > 40 else ""))
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    header: dict[str, Any]
-    payload_segment: str
-    signing_input: bytes
-    signature: bytes
-
-
-def _as_text(token: Any) -> str:
-    if isinstance(token, (bytes, bytearray)):
-        if len(token) > MAX_TOKEN_BYTES:
-            raise TokenMalformed(f"the token is larger than {MAX_TOKEN_BYTES // 1024} KB; refused before decoding")
-        try:
-            return bytes(token).decode("ascii")
-        except UnicodeDecodeError:
-            raise TokenMalformed("the token contains bytes that cannot appear in a JWT") from None
-    if not isinstance(token, str):
-        raise TokenMalformed("the token is not text")
-    return token
-
-
-def _parse(token: Any) -> _Parsed:
-    """Size, three segments, and the header; the payload waits until the signature is known good."""
-    token = _as_text(token)
-    if len(token) > MAX_TOKEN_BYTES:
-        raise TokenMalformed(f"the token is larger than {MAX_TOKEN_BYTES // 1024} KB; refused before decoding")
-    if not token:
-        raise TokenMalformed("the token is empty")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise TokenMalformed(
-            f"a JWT has 3 dot-separated segments, this has {len(parts)}"
-            + (" (5 would be an encrypted JWE, which authctl does not use)" if len(parts) == 5 else "")
-        )
-    header = _json_object(_b64decode(parts[0], "header"), "header")
-    try:
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-    except UnicodeEncodeError:
-        raise TokenMalformed("the payload is not base64url") from None
-    return _Parsed(header, parts[1], signing_input, _b64decode(parts[2], "signature"))
-
-
-def _header_problem(header: Mapping[str, Any]) -> str | None:
-    for name in REFUSED_HEADERS:
-        if name in header:
-            return f"the header carries {name!r}; authctl never fetches or trusts a key named by the token"
-    if "crit" in header:
-        crit = header["crit"]
-        names = ", ".join(_shown(n) for n in crit[:5]) if isinstance(crit, list) else "?"
-        return f"the header marks extensions critical ({names}); authctl understands none, so it refuses"
-    if "kid" in header and not isinstance(header["kid"], str):
-        return "the kid header is not a string"
-    if "typ" in header and not isinstance(header["typ"], str):
-        return "the typ header is not a string"
-    if "b64" in header or "zip" in header:
-        return "unencoded (b64) or compressed (zip) payloads are not accepted"
-    return None
-
-
-def _token_type(header: Mapping[str, Any]) -> str | None:
-    typ = header.get("typ")
-    if not isinstance(typ, str):
-        return None
-    typ = typ.lower()
-    if typ.startswith("application/"):
-        typ = typ[len("application/"):]
-    return _TYPE_OF.get(typ)
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -337,7 +158,7 @@ def _kid_result(ring: KeyRing | None, header: Mapping[str, Any], key: LoadedKey 
         return (None, "not checked: no keys to check against", None)
     if key is not None:
         if ring.any_kid and kid != key.kid:
-            return _ok(f"checked against the key given with {ring.source}" + (f" (token kid {_shown(kid)})" if kid else ""))
+            return _ok(f"checked against the key given with {ring.source}" + (f" (token kid {quoted(kid)})" if kid else ""))
         return _ok(f"{key.kid} ({key.status} key, {key.alg})")
     if retired is not None:
         return _fail(UnknownKey, f"key {retired.kid} was retired: its tokens are no longer accepted")
@@ -345,7 +166,7 @@ def _kid_result(ring: KeyRing | None, header: Mapping[str, Any], key: LoadedKey 
         return _fail(UnknownKey, "the header has no kid: authctl tokens always name their key")
     if not isinstance(kid, str):
         return _fail(TokenMalformed, "the kid header is not a string")
-    return _fail(UnknownKey, f"unknown key id {_shown(kid)}: no such signing key")
+    return _fail(UnknownKey, f"unknown key id {quoted(kid)}: no such signing key")
 
 
 def _alg_result(header: Mapping[str, Any], key: LoadedKey | None) -> _Result:
@@ -353,22 +174,22 @@ def _alg_result(header: Mapping[str, Any], key: LoadedKey | None) -> _Result:
     if not isinstance(alg, str) or not alg:
         return _fail(TokenMalformed, "the header has no alg")
     if alg.lower() == "none":
-        return _fail(TokenSignatureInvalid, f"unsigned token (alg {_shown(alg)}) is never accepted")
+        return _fail(TokenSignatureInvalid, f"unsigned token (alg {quoted(alg)}) is never accepted")
     if key is None:
-        return (None, f"{_shown(alg)} claimed; no key to compare with", None)
+        return (None, f"{quoted(alg)} claimed; no key to compare with", None)
     if alg != key.alg:
         return _fail(
             TokenSignatureInvalid,
-            f"the token claims {_shown(alg)} but key {key.kid} is {key.alg}; the algorithm comes from the key",
+            f"the token claims {quoted(alg)} but key {key.kid} is {key.alg}; the algorithm comes from the key",
         )
     return _ok(f"{key.alg}, the key's own algorithm")
 
 
 def _typ_result(header: Mapping[str, Any], expected: str | None, strict: bool, explain: bool = True) -> _Result:
-    found = _token_type(header)
+    found = jose.token_type(header)
     if expected is not None and found == expected and not explain:
         return _OK
-    shown = _shown(header.get("typ")) if "typ" in header else "none"
+    shown = quoted(header.get("typ")) if "typ" in header else "none"
     if expected is not None:
         if found == expected:
             return _ok(f"{found} token (typ {shown})")
@@ -437,12 +258,12 @@ def _iss_result(claims: Mapping[str, Any], settings: Settings | None, explain: b
     if not explain and settings is not None and iss == settings.issuer and isinstance(iss, str):
         return _OK
     if settings is None:
-        return (None, f"{_shown(iss)} (not checked: no database settings)" if "iss" in claims else "no iss claim", None)
+        return (None, f"{quoted(iss)} (not checked: no database settings)" if "iss" in claims else "no iss claim", None)
     if "iss" not in claims:
         return _fail(TokenClaimInvalid, "no iss claim")
     if iss != settings.issuer:
-        return _fail(TokenClaimInvalid, f"issuer {_shown(iss)} is not the expected {_shown(settings.issuer)}")
-    return _ok(f"{_shown(iss)}")
+        return _fail(TokenClaimInvalid, f"issuer {quoted(iss)} is not the expected {quoted(settings.issuer)}")
+    return _ok(f"{quoted(iss)}")
 
 
 def _aud_result(claims: Mapping[str, Any], settings: Settings | None, explain: bool = True) -> _Result:
@@ -450,20 +271,20 @@ def _aud_result(claims: Mapping[str, Any], settings: Settings | None, explain: b
     if not explain and settings is not None and settings.audience and aud == settings.audience:
         return _OK
     if settings is None:
-        return (None, f"{_shown(aud)} (not checked: no database settings)" if "aud" in claims else "no aud claim", None)
+        return (None, f"{quoted(aud)} (not checked: no database settings)" if "aud" in claims else "no aud claim", None)
     expected = settings.audience
     if not expected:
         if aud in (None, "", []):
             return (None, "no audience configured, none in the token", None)
-        return _fail(TokenClaimInvalid, f"the token is for audience {_shown(aud)}, but this deployment has none")
+        return _fail(TokenClaimInvalid, f"the token is for audience {quoted(aud)}, but this deployment has none")
     if "aud" not in claims:
-        return _fail(TokenClaimInvalid, f"no aud claim; expected {_shown(expected)}")
+        return _fail(TokenClaimInvalid, f"no aud claim; expected {quoted(expected)}")
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
         return _fail(TokenClaimInvalid, "the aud claim is neither a string nor a list of strings")
     if expected not in audiences:
-        return _fail(TokenClaimInvalid, f"audience {_shown(aud)} does not include {_shown(expected)}")
-    return _ok(f"{_shown(expected)}")
+        return _fail(TokenClaimInvalid, f"audience {quoted(aud)} does not include {quoted(expected)}")
+    return _ok(f"{quoted(expected)}")
 
 
 def _jti(claims: Mapping[str, Any]) -> str | None:
@@ -602,22 +423,16 @@ class _Stale(Exception):
 # --------------------------------------------------------------------------- issue
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _dumps(obj: Mapping[str, Any]) -> bytes:
-    return _ENCODER.encode(obj).encode("utf-8")
-
-
-def _check_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+def check_extra_claims(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Extra claims for ``issue``: JSON values under names authctl does not set itself."""
     clean: dict[str, Any] = {}
     for name, value in extra.items():
         if not isinstance(name, str) or not name or len(name) > 64:
-            raise InvalidInput(f"invalid claim name {_shown(name)}")
+            raise InvalidInput(f"invalid claim name {quoted(name)}")
         if name in RESERVED_CLAIMS:
             raise InvalidInput(f"claim {name!r} is set by authctl and cannot be overridden")
         try:
-            _dumps({name: value})
+            jose.dumps({name: value})
         except (TypeError, ValueError):
             raise InvalidInput(f"claim {name!r} has a value that is not JSON") from None
         clean[name] = value
@@ -648,7 +463,7 @@ def issue(
     ctx = _context(store, overrides)
     settings = ctx.settings
     if expired and not_yet_valid:
-        raise InvalidInput("choose one of --expired and --not-yet-valid")
+        raise InvalidInput("a token cannot be both expired and not yet valid", hint="expired")
     user = store.get_user(username)
     if user.disabled and not allow_disabled:
         raise InvalidInput(f"user {user.username} is disabled; `authctl user enable {user.username}` first")
@@ -657,8 +472,8 @@ def issue(
         raise InvalidInput("the lifetime must be positive")
     if lifetime > settings.max_ttl:
         raise InvalidInput(
-            f"a lifetime of {format_duration(lifetime)} is above max_ttl ({format_duration(settings.max_ttl)}); "
-            "shorten --ttl or raise it with `authctl config set max_ttl ...`"
+            f"a lifetime of {format_duration(lifetime)} is above max_ttl ({format_duration(settings.max_ttl)})",
+            hint="ttl",
         )
     key = ctx.ring.active
     if key is None:
@@ -689,10 +504,10 @@ def issue(
     if family is not None:
         claims["fam"] = family
     if extra_claims:
-        claims.update(_check_extra(extra_claims))
+        claims.update(check_extra_claims(extra_claims))
     header = {"alg": key.alg, "kid": key.kid, "typ": TYP["refresh" if refresh else "access"]}
-    signing_input = f"{_b64url(_dumps(header))}.{_b64url(_dumps(claims))}".encode("ascii")
-    token = f"{signing_input.decode('ascii')}.{_b64url(key.sign(signing_input))}"
+    signing_input = f"{jose.b64url_encode(jose.dumps(header))}.{jose.b64url_encode(jose.dumps(claims))}".encode("ascii")
+    token = f"{signing_input.decode('ascii')}.{jose.b64url_encode(key.sign(signing_input))}"
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidInput(f"the token would be larger than {MAX_TOKEN_BYTES // 1024} KB; use fewer or smaller claims")
     return IssuedToken(token=token, header=header, claims=claims, expires_at=int(exp))
@@ -703,7 +518,7 @@ def issue(
 
 def _signing_key(ring: KeyRing, header: Mapping[str, Any]) -> LoadedKey:
     """The key that must have signed: refused headers, then alg none, then the kid, then alg == key's alg."""
-    problem = _header_problem(header)
+    problem = jose.header_problem(header)
     if problem:
         raise TokenMalformed(problem)
     ok, detail, cls = _alg_result(header, None)
@@ -747,7 +562,7 @@ def verify(
 
 
 def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: int, *, final: bool) -> Identity:
-    parsed = _parse(token)
+    parsed = jose.parse(token)
     header = parsed.header
     key = _signing_key(ctx.ring, header)
     signed = (parsed.signing_input, parsed.signature)
@@ -760,7 +575,7 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
             ctx.verified[signed] = known
     if not known[1]:
         raise TokenSignatureInvalid(f"the signature does not match key {key.kid}")
-    claims = _json_object(_b64decode(parsed.payload_segment, "payload"), "payload")
+    claims = jose.payload(parsed)
     settings = ctx.settings
     leeway = settings.leeway
     for ok, detail, cls in (
@@ -782,7 +597,7 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
     if stamp != ctx.stamp and not final:
         raise _Stale()
     if revoked:
-        raise TokenRevoked(f"token {_shown(jti)} was revoked")
+        raise TokenRevoked(f"token {quoted(jti)} was revoked")
     if user is None:
         raise TokenUserInvalid(_user_result(None, claims)[1])
     for ok, detail, cls in (
@@ -791,7 +606,7 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
         if ok is False:
             raise cls(detail)  # type: ignore[misc]
     return Identity(
-        user=user, claims=claims, header=header, token_type=expected_type,  # type: ignore[arg-type]
+        user=user, claims=claims, header=header, token_type=expected_type,
         kid=key.kid, jti=jti, expires_at=int(claims["exp"]),
     )
 
@@ -801,7 +616,7 @@ def _verify(store: "Store", ctx: _Context, token: str, expected_type: str, now: 
 
 def inspect(
     store: "Store | None",
-    token: str,
+    token: str | bytes,
     *,
     expected_type: str | None = None,
     foreign_key: KeyRing | None = None,
@@ -833,7 +648,7 @@ def inspect(
 
     # size and format: refuse oversized input before decoding anything
     try:
-        text = _as_text(token)
+        text = jose.as_text(token)
     except TokenMalformed as exc:
         add("size" if "larger" in str(exc) else "format", (False, str(exc), None))
         return done(None, None, False)
@@ -842,7 +657,7 @@ def inspect(
         return done(None, None, False)
     add("size", _ok(f"{len(text)} bytes"))
     try:
-        parsed = _parse(text)
+        parsed = jose.parse(text)
     except TokenMalformed as exc:
         add("format", (False, str(exc), None))
         return done(None, None, False)
@@ -850,14 +665,14 @@ def inspect(
     claims: dict | None
     format_problems = []
     try:
-        claims = _json_object(_b64decode(parsed.payload_segment, "payload"), "payload")
+        claims = jose.payload(parsed)
     except TokenMalformed as exc:
         claims = None
         format_problems.append(str(exc))
-    problem = _header_problem(header)
+    problem = jose.header_problem(header)
     if problem:
         format_problems.append(problem)
-    for name in REFUSED_HEADERS:
+    for name in jose.REFUSED_HEADERS:
         if name in header:
             warnings.append(f"header {name!r} present: never followed (no request is made); the token is refused")
     add("format", (False, "; ".join(format_problems), None) if format_problems else _ok("three segments, JSON header and payload"))
@@ -915,16 +730,16 @@ def inspect(
     jti_result = _jti_result(claims, strict)
     if store is None or ctx is None:
         jti = _jti(claims)
-        add("revoked", jti_result if jti_result[0] is not True else (None, f"jti {_shown(jti)} (not checked: no database)", None))
+        add("revoked", jti_result if jti_result[0] is not True else (None, f"jti {quoted(jti)} (not checked: no database)", None))
         for name in ("user", "enabled", "version", "roles"):
             add(name, (None, "not checked: no database", None))
         return done(header, claims, verified)
     if jti_result[0] is False:
         add("revoked", jti_result)
     elif store.is_revoked(claims["jti"]):
-        add("revoked", _fail(TokenRevoked, f"token {_shown(claims['jti'])} was revoked"))
+        add("revoked", _fail(TokenRevoked, f"token {quoted(claims['jti'])} was revoked"))
     else:
-        add("revoked", _ok(f"jti {_shown(claims['jti'])} is not revoked"))
+        add("revoked", _ok(f"jti {quoted(claims['jti'])} is not revoked"))
     sub = _sub(claims)
     user = _find_user(store, settings, sub) if sub is not None and settings is not None else None
     account = _account_result(user, claims, settings.sub_claim) if user is not None and settings is not None else _ok()
@@ -959,13 +774,13 @@ def revoke(
     now = int(time.time()) if now is None else int(now)
     settings = ctx.settings
     if (token is None) == (jti is None):
-        raise InvalidInput("give a token or --jti, not both")
+        raise InvalidInput("give a token or a jti, not both")
     if token is not None:
-        parsed = _parse(token)
+        parsed = jose.parse(token)
         key = _signing_key(ctx.ring, parsed.header)
         if not key.verify(parsed.signing_input, parsed.signature):
             raise TokenSignatureInvalid(f"the signature does not match key {key.kid}; not one of our tokens")
-        claims = _json_object(_b64decode(parsed.payload_segment, "payload"), "payload")
+        claims = jose.payload(parsed)
         jti = _jti(claims)
         if jti is None:
             raise TokenClaimInvalid("the token has no usable jti claim, so it cannot be revoked")
@@ -985,25 +800,7 @@ def revoke(
     return Revocation(jti, expires_at, newly=newly)
 
 
-def parse_claim_options(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs from ``--claim``; a value that parses as JSON is taken as JSON."""
-    claims: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise InvalidInput(f"--claim needs key=value, got {_shown(pair)}")
-        if name in claims:
-            raise InvalidInput(f"claim {name!r} given twice")
-        try:
-            value: Any = json.loads(raw, parse_constant=_no_constant)
-        except ValueError:
-            value = raw
-        claims[name] = value
-    return _check_extra(claims)
-
-
 __all__ = [
     "Check", "Identity", "IssuedToken", "Inspection", "Revocation", "issue", "verify", "inspect", "revoke",
-    "strip_token", "parse_claim_options", "format_utc", "format_span", "relative", "TYP", "MAX_TOKEN_BYTES",
+    "strip_token", "check_extra_claims", "TYP", "MAX_TOKEN_BYTES",
 ]

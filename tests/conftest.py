@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from authctl.cli import app
 from authctl.store import Store
-from tests.apphelpers import PASSWORD
+from tests.apphelpers import PASSWORD, add_article_users, make_demo_db
 from tests.serving import foreign_setting
 
 STRONG = PASSWORD  # one known-good password for every test
@@ -66,27 +66,40 @@ def initialized(cli: Cli) -> Cli:
     return cli
 
 
+@pytest.fixture(scope="session")
+def strong_hash() -> str:
+    """STRONG hashed once per run with the default argon2id parameters (what `user add` stores)."""
+    from authctl.passwords import Hasher
+
+    return Hasher().hash(STRONG)
+
+
 @pytest.fixture
-def seeded(initialized: Cli) -> Cli:
-    """The article's roles and users: suman (admin), rahul (student)."""
-    cli = initialized
-    for args in (
-        ("role", "add", "student"),
-        ("role", "add", "admin", "--inherits", "student"),
-        ("role", "grant", "student", "students:read"),
-        ("role", "grant", "admin", "students:delete"),
-    ):
-        assert cli(*args).exit_code == 0
-    for name, role in (("suman", "admin"), ("rahul", "student")):
-        result = cli("user", "add", name, "--role", role, "--password-stdin", input=STRONG + "\n")
-        assert result.exit_code == 0, result.stderr
-    return cli
+def seeded(initialized: Cli, strong_hash: str) -> Cli:
+    """The article's roles and users, suman (admin) and rahul (student), both with the password STRONG:
+    the one way tests seed the article (``apphelpers.add_article_users``); the demo app's is ``make_demo_db``."""
+    with Store.open(initialized.db) as opened:
+        add_article_users(opened, strong_hash)
+    return initialized
 
 
 @pytest.fixture
 def store(seeded: Cli):
     with Store.open(seeded.db) as opened:
         yield opened
+
+
+@pytest.fixture
+def demo(cli: Cli) -> Cli:
+    """The demo app's database (``make_demo_db``: init, then the demo seed with known passwords)."""
+    make_demo_db(cli)
+    return cli
+
+
+@pytest.fixture
+def demo_db(demo: Cli) -> Path:
+    """The path of the ``demo`` database."""
+    return demo.db
 
 
 # --------------------------------------------------------------------------- both engines
@@ -149,22 +162,12 @@ def engine_cli(engine_db) -> Cli:
 
 
 @pytest.fixture
-def engine_seeded(engine_cli: Cli) -> Cli:
-    """The article's roles and users on each engine."""
-    cli = engine_cli
-    assert cli("init").exit_code == 0
-    for args in (
-        ("role", "add", "student"),
-        ("role", "add", "admin", "--inherits", "student"),
-        ("role", "grant", "student", "students:read"),
-        ("role", "grant", "admin", "students:delete"),
-    ):
-        result = cli(*args)
-        assert result.exit_code == 0, result.stderr
-    for name, role in (("suman", "admin"), ("rahul", "student")):
-        result = cli("user", "add", name, "--role", role, "--password-stdin", input=STRONG + "\n")
-        assert result.exit_code == 0, result.stderr
-    return cli
+def engine_seeded(engine_cli: Cli, strong_hash: str) -> Cli:
+    """The article's roles and users on each engine, seeded the one way (``add_article_users``)."""
+    assert engine_cli("init").exit_code == 0
+    with Store.open(engine_cli.db) as opened:
+        add_article_users(opened, strong_hash)
+    return engine_cli
 
 
 @pytest.fixture

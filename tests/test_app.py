@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,12 +12,7 @@ from authctl.app.data import DEMO_USERS, seed_demo
 from authctl.errors import Conflict, PasswordRejected
 from authctl.passwords import Hasher
 from authctl.store import Store
-from tests.apphelpers import DEMO_PASSWORDS, PASSWORD, Client, issue, make_demo_db
-
-
-@pytest.fixture
-def demo_db(cli):
-    return make_demo_db(cli)
+from tests.apphelpers import DEMO_PASSWORDS, PASSWORD, Client, issue
 
 
 def test_seed_users_roles_and_ids(demo_db):
@@ -141,12 +134,6 @@ def test_password_stdin_needs_demo(cli):
 
 
 # --------------------------------------------------------------------------- the module-level app
-
-
-def test_importing_the_app_package_does_not_import_fastapi():
-    code = "import sys, authctl.app, authctl.app.data; print([m for m in ('fastapi', 'starlette') if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_module_app_is_built_lazily_from_authctl_db(demo_db, monkeypatch):

@@ -15,14 +15,7 @@ import pytest
 
 from authctl.store import Store
 
-from .apphelpers import make_demo_db
 from .conftest import Cli
-
-
-@pytest.fixture
-def demo(cli: Cli) -> Cli:
-    make_demo_db(cli)
-    return cli
 
 
 def check_json(cli: Cli, *args: str, input: str | None = None) -> tuple[int, dict]:

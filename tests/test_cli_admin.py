@@ -293,21 +293,6 @@ def _run(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpro
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
 
 
-def test_help_and_user_show_import_no_web_stack(seeded: Cli) -> None:
-    probe = (
-        "import sys, runpy; sys.argv = ['authctl'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('authctl', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in ('fastapi', 'uvicorn', 'httpx', 'starlette') if m in sys.modules)\n"
-        "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
-    )
-    for args in (["--help"], ["--db", str(seeded.db), "user", "show", "rahul"]):
-        result = _run("-c", probe, *args)
-        assert "HEAVY=\n" in result.stderr, result.stderr
-    shown = _run("-c", probe, "--db", str(seeded.db), "user", "show", "rahul")
-    assert "rahul" in shown.stdout
-
-
 def test_python_dash_m_and_debug_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "AUTHCTL_DB": str(tmp_path / "none.db")}
     quiet = _run("-m", "authctl", "user", "list", env=env)

@@ -23,11 +23,6 @@ PROTECTED = [
 
 
 @pytest.fixture
-def demo_db(cli):
-    return make_demo_db(cli)
-
-
-@pytest.fixture
 def sleeps():
     return []
 

@@ -171,3 +171,17 @@ def test_hash_many_in_processes_matches_one_by_one(hasher: Hasher) -> None:
     hashes = list(hash_many(passwords, hasher.params, workers=2))
     assert len(hashes) == 6
     assert all(hasher.verify(p, h) == (True, None) for p, h in zip(passwords, hashes))
+
+
+def test_one_way_to_create_a_user_with_a_password_hashes_with_the_databases_parameters(store) -> None:
+    """passwords.add_user / set_password (user add, user passwd, the demo seed): argon2id at the stored cost."""
+    from authctl import passwords
+
+    store.set_setting("argon2_time_cost", 3)
+    created = passwords.add_user(store, "priya", PASSWORD, ["student"])
+    stored = store.get_user("priya").password_hash
+    assert created.roles == ("student",) and stored.startswith("$argon2id$") and ",t=3," in stored
+    assert Hasher(time_cost=3).verify(PASSWORD, stored) == (True, None)
+    changed = passwords.set_password(store, "priya", PASSWORD + "!x")
+    assert changed.token_version == created.token_version + 1
+    assert Hasher(time_cost=3).verify(PASSWORD + "!x", store.get_user("priya").password_hash)[0]

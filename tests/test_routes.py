@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -270,22 +268,3 @@ def test_routes_command_bad_app_is_one_line_exit_1(cli):
     result = cli("routes", "--app", "no_such_module_here:app")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "no module named" in result.stderr
-
-
-def test_cli_help_and_user_show_do_not_import_the_web_stack(cli):
-    make_demo_db(cli)
-    code = textwrap.dedent(f"""
-        import sys
-        from authctl.cli import main
-        for argv in (["authctl", "--help"], ["authctl", "--db", {str(cli.db)!r}, "user", "show", "rahul"]):
-            sys.argv = argv
-            try:
-                main()
-            except SystemExit as exc:
-                assert not exc.code, exc.code
-        heavy = [m for m in ("fastapi", "starlette", "uvicorn", "httpx") if m in sys.modules]
-        print("HEAVY", heavy)
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "HEAVY []" in out.stdout

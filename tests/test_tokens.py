@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authctl import keys, tokens
+from authctl import clock, jose, keys, tokens
+from authctl.cli.common import parse_claim_options
 from authctl.errors import (
     InvalidInput,
     NotFound,
@@ -33,18 +34,8 @@ from authctl.errors import (
     UnknownKey,
 )
 from authctl.store import Store
-from tests.apphelpers import add_article_users
 
 NOW = 1_800_000_000
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    """The article's users, built directly (no password hashing: tokens do not need it)."""
-    with Store.create(tmp_path / "tokens.db") as opened:
-        opened.add_key(keys.generate("ES256"))
-        add_article_users(opened)
-        yield opened
 
 
 def b64(data: bytes) -> str:
@@ -160,11 +151,11 @@ def test_extra_claims_cannot_override_registered_ones(store: Store) -> None:
     for name in ("sub", "exp", "iss", "aud", "jti", "ver", "roles", "iat", "nbf"):
         with pytest.raises(InvalidInput, match="cannot be overridden"):
             tokens.issue(store, "rahul", extra_claims={name: "x"})
-    assert tokens.parse_claim_options(["n=5", "s=hello", "o={\"a\": 1}", "e="]) == {
+    assert parse_claim_options(["n=5", "s=hello", "o={\"a\": 1}", "e="]) == {
         "n": 5, "s": "hello", "o": {"a": 1}, "e": "",
     }
     with pytest.raises(InvalidInput, match="key=value"):
-        tokens.parse_claim_options(["novalue"])
+        parse_claim_options(["novalue"])
 
 
 def test_disabled_and_unknown_users_get_a_clear_error(store: Store) -> None:
@@ -187,8 +178,9 @@ def test_negative_presets(store: Store) -> None:
     with pytest.raises(TokenNotYetValid, match="not valid until"):
         tokens.verify(store, early.token, now=NOW)
     tokens.verify(store, early.token, now=NOW + 120)
-    with pytest.raises(InvalidInput, match="choose one"):
+    with pytest.raises(InvalidInput, match="both expired and not yet valid") as both:
         tokens.issue(store, "rahul", expired=True, not_yet_valid=True)
+    assert both.value.hint == "expired"  # the CLI adds: choose one of --expired and --not-yet-valid
 
 
 def test_no_active_key_is_a_clear_error(store: Store) -> None:
@@ -745,11 +737,11 @@ def test_verify_and_inspect_agree(store: Store) -> None:
 
 
 def test_relative_times() -> None:
-    assert tokens.relative(NOW + 720, NOW) == "in 12 min"
-    assert tokens.relative(NOW - 3 * 3600, NOW, "expires in {}", "expired {} ago") == "expired 3 h ago"
-    assert tokens.relative(NOW, NOW) == "just now"
-    assert tokens.format_utc(0) == "1970-01-01 00:00:00 UTC"
-    assert tokens.format_utc(1e300) == "beyond the calendar"
+    assert clock.relative(NOW + 720, NOW) == "in 12 min"
+    assert clock.relative(NOW - 3 * 3600, NOW, "expires in {}", "expired {} ago") == "expired 3 h ago"
+    assert clock.relative(NOW, NOW) == "just now"
+    assert clock.format_utc(0) == "1970-01-01 00:00:00 UTC"
+    assert clock.format_utc(1e300) == "beyond the calendar"
 
 
 def test_verified_signature_cache_never_skips_the_other_checks(store: Store) -> None:
@@ -803,8 +795,8 @@ def test_username_subjects_need_the_uid_claim(store: Store) -> None:
     issued = tokens.issue(store, "suman")
     claims = {k: v for k, v in issued.claims.items() if k != "uid"}
     key = KeyRing.for_store(store).active
-    signing_input = f"{tokens._b64url(tokens._dumps(issued.header))}.{tokens._b64url(tokens._dumps(claims))}".encode()
-    token = f"{signing_input.decode()}.{tokens._b64url(key.sign(signing_input))}"
+    signing_input = f"{jose.b64url_encode(jose.dumps(issued.header))}.{jose.b64url_encode(jose.dumps(claims))}".encode()
+    token = f"{signing_input.decode()}.{jose.b64url_encode(key.sign(signing_input))}"
     with pytest.raises(TokenClaimInvalid, match="no uid claim"):
         tokens.verify(store, token)
 

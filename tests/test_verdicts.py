@@ -14,15 +14,8 @@ import pytest
 from authctl.policy import Outcome
 from authctl.store import Store
 
-from .apphelpers import make_demo_db
 from .conftest import Cli
 from .test_check import check_json, serving
-
-
-@pytest.fixture
-def demo(cli: Cli) -> Cli:
-    make_demo_db(cli)
-    return cli
 
 
 @pytest.fixture

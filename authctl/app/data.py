@@ -72,10 +72,10 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
             chosen[username] = (pw.generate(), True)
         else:
             chosen[username] = (pw.check_new(given, username, settings, [role]), False)
-    hasher = pw.Hasher.from_settings(settings)
-    hashes = {username: hasher.hash(password) for username, (password, _) in chosen.items()}
 
     created: list[DemoUser] = []
+    # hashed inside the transaction: the demo seeds a database that init has just created, so no
+    # one else waits on its write lock (policy apply, on a live database, hashes before its own)
     with store.transaction():
         for role in ("student", "instructor", "admin"):
             description, permissions, inherits = DEMO_ROLES[role]
@@ -83,8 +83,8 @@ def seed_demo(store: "Store", passwords: Mapping[str, str] | None = None) -> lis
             if permissions:
                 store.grant(role, permissions)
         for username, role in DEMO_USERS:
-            user = store.add_user(username, hashes[username], [role])
             password, generated = chosen[username]
+            user = pw.add_user(store, username, password, [role], settings=settings)
             created.append(DemoUser(username, role, user.id, password if generated else None))
         _create_tables(store)
         by_name = {user.username: user for user in created}
@@ -118,14 +118,14 @@ def _create_tables(store: "Store") -> None:
 
 
 def list_students(store: "Store") -> list[dict[str, Any]]:
-    if not has_demo_tables(store):
+    if not _has_demo_tables(store):
         return []
     rows = store.execute("SELECT id, name, course FROM demo_students WHERE deleted = 0 ORDER BY id").fetchall()
     return [{"id": r[0], "name": r[1], "course": r[2]} for r in rows]
 
 
 def get_student(store: "Store", student_id: int) -> dict[str, Any] | None:
-    if not has_demo_tables(store):
+    if not _has_demo_tables(store):
         return None
     row = store.execute(
         "SELECT id, name, course FROM demo_students WHERE id = ? AND deleted = 0", (student_id,)
@@ -135,7 +135,7 @@ def get_student(store: "Store", student_id: int) -> dict[str, Any] | None:
 
 def delete_student(store: "Store", student_id: int) -> bool:
     """Mark a student deleted; True if the record exists (deleted now or before)."""
-    if not has_demo_tables(store):
+    if not _has_demo_tables(store):
         return False
     with store.transaction():
         row = store.execute("SELECT deleted FROM demo_students WHERE id = ?", (student_id,)).fetchone()
@@ -146,12 +146,12 @@ def delete_student(store: "Store", student_id: int) -> bool:
     return True
 
 
-def has_demo_tables(store: "Store") -> bool:
+def _has_demo_tables(store: "Store") -> bool:
     return {"demo_students", "demo_courses"} <= set(store.table_names())
 
 
 def list_courses(store: "Store") -> list[dict[str, Any]]:
-    if not has_demo_tables(store):
+    if not _has_demo_tables(store):
         return []
     rows = store.execute("SELECT id, title, instructor FROM demo_courses ORDER BY id").fetchall()
     return [{"id": r[0], "title": r[1], "instructor": r[2]} for r in rows]

@@ -62,7 +62,7 @@ class BoundaryGroup(LazyGroup):
                 raise
             from ..render import error
 
-            error(str(exc))
+            error(with_hint(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -75,9 +75,46 @@ class BoundaryGroup(LazyGroup):
 
             if _is_sqlite_error(exc):  # e.g. a damaged page met by a query after the file opened fine
                 error(_sqlite_message(exc))
-                raise typer.Exit(1) from None
+                raise typer.Exit(AuthctlError.exit_code) from None
             error(f"internal error ({type(exc).__name__}); rerun with AUTHCTL_DEBUG=1 for the traceback")
-            raise typer.Exit(1) from None
+            raise typer.Exit(AuthctlError.exit_code) from None
+
+
+#: The one place library errors meet command-line options: a library message never names a
+#: flag; an error that carries ``hint`` gets this advice appended (``errors.AuthctlError``).
+HINTS = {
+    "unsafe": ": add --unsafe to send it",
+    "insecure_transport": ", or --insecure-transport",
+    "url_host": " (the host comes from --url)",
+    "mixed_script": "; pass --allow-mixed-script if it is really meant",
+    "force": "; pass --force to remove it everywhere",
+    "insecure_permissions": ", or pass --insecure-permissions",
+    "db": " (or pass --db / set AUTHCTL_DB)",
+    "weak_secret": "; if the app really uses it, add --unsafe-weak-secret (for this target only)",
+    "hmac": "; to import a raw HMAC secret, pass --hmac",
+    "secret_stdin": "; for an HMAC secret use --secret-stdin",
+    "secret_stdin_hmac": "; verify HMAC tokens with --secret-stdin",
+    "public_keys": ": use --key or --jwks for keys",
+    "openapi_url": "; give --openapi-url PATH if it is served elsewhere",
+    "ttl": "; shorten --ttl or raise it with `authctl config set max_ttl ...`",
+    "strict": " (--strict needs --expect FILE)",
+    "url": ": give --url",
+    "target_key": ": --key-file FILE or --key-stdin",
+    "target_passwords": ": --passwords-file FILE or --passwords-stdin",
+    "expired": ": choose one of --expired and --not-yet-valid",
+}
+
+
+def with_hint(exc: AuthctlError) -> str:
+    """The error's one line, with the CLI's advice for its ``hint``: its own, or that of the
+    error it was raised from (a library error re-raised with more context keeps its hint)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        hint = getattr(cause, "hint", None)
+        if hint:
+            return str(exc) + HINTS.get(hint, "")
+        cause = cause.__cause__ or cause.__context__
+    return str(exc)
 
 
 def _is_click_exception(exc: Exception) -> bool:
@@ -161,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

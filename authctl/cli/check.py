@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import render
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Mismatch
 from .common import complete_target, complete_user, state
 
 AppOption = Annotated[Optional[str], typer.Option("--app", help="module:attr of your FastAPI app (default: the bundled demo).")]
@@ -49,20 +49,15 @@ def pick_subject(store, as_user: Optional[str], token: Optional[str], anonymous:
     chosen = [flag for flag, given in (("--as", as_user), ("--token", token), ("--anonymous", anonymous)) if given]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --as USER, --token TOKEN|- or --anonymous")
-    if as_user:
-        if target is not None:
-            return explain.subject_for_target(store, target, as_user)
-        return explain.subject_for_user(store, as_user, overrides)
+    text = None
     if token is not None:
         from .tokens import read_token
 
-        text = read_token(token)
-        if isinstance(text, bytes):
+        read = read_token(token)
+        if isinstance(read, bytes):
             raise InvalidInput("the token is not UTF-8 text")
-        if target is not None:
-            return explain.subject_for_target_token(target, text)
-        return explain.subject_for_token(text)
-    return explain.ANONYMOUS
+        text = read
+    return explain.subject(store, user=as_user or None, token=text, overrides=overrides, target=target)
 
 
 def load_target(store, name: Optional[str]):
@@ -207,10 +202,10 @@ def matrix(
     from .. import groups
     from .. import matrix as grid
 
-    fmt = render.output.format(fmt.value)
+    chosen = render.output.format(fmt.value)
     # a target's per-user sub and scopes are not part of a role set: its columns stay per user unless asked
-    by = by.value if by is not None else (
-        "role-set" if fmt in ("table", "html", "markdown") and target_name is None else "user")
+    columns = by.value if by is not None else (
+        "role-set" if chosen in ("table", "html", "markdown") and target_name is None else "user")
     if live and url:
         raise typer.BadParameter("choose one of --live and --url")
     if openapi and not url:
@@ -220,7 +215,7 @@ def matrix(
     if strict and not expect:
         raise typer.BadParameter("--strict needs --expect FILE", param_hint="--strict")
     expectations = grid.load_expectations(expect) if expect else None
-    build = groups.build if by == "role-set" else grid.build
+    build = groups.build if columns == "role-set" else grid.build
     with state.open_store() as store, render.live_progress("sending the matrix's requests") as progress:
         result = build(
             store, users=grid.parse_users(users_option), app_spec=app_spec, live=live, url=url, openapi=openapi,
@@ -244,9 +239,9 @@ def matrix(
         "html": document("html"), "markdown": document("markdown"),
         "table": lambda data: render.matrix_table(cells, users, result.groups),
     }
-    render.emit(data, writers.get(fmt))
+    render.emit(data, writers.get(chosen))
     render.matrix_notes(result)
-    raise typer.Exit(6 if result.failed else 0)
+    raise typer.Exit(Mismatch.exit_code if result.failed else 0)
 
 
 def register(app: typer.Typer) -> None:
@@ -290,4 +285,4 @@ def demo(
         "token": render.inspection_json(result.inspected, now),
         "matrix": {"users": result.users, "cells": [cell.as_dict() for cell in result.cells]},
     }, lambda data: render.demo_report(result, now, keep))
-    raise typer.Exit(6 if result.failed else 0)
+    raise typer.Exit(Mismatch.exit_code if result.failed else 0)

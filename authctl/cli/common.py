@@ -49,7 +49,13 @@ def confirm(question: str, yes: bool) -> None:
 
 
 # keys.GENERATED_ALGS and keys.SUPPORTED_ALGS, spelled here so --help need not import keys (tests/test_cli_conventions.py pins them equal)
-Alg = Enum("Alg", {name: name for name in ("ES256", "EdDSA", "RS256", "HS256")}, type=str)  # type: ignore[misc]
+class Alg(str, Enum):
+    ES256 = "ES256"
+    EdDSA = "EdDSA"
+    RS256 = "RS256"
+    HS256 = "HS256"
+
+
 AnyAlg = Enum("AnyAlg", {name: name for name in (  # type: ignore[misc]
     "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512",
 )}, type=str)
@@ -61,18 +67,15 @@ AnyAlg = Enum("AnyAlg", {name: name for name in (  # type: ignore[misc]
 def _db_names(ctx: Any, query: str, incomplete: str) -> list[str]:
     """Names from the database for shell completion: read-only, cheap, and never an error."""
     import os
-    import sqlite3
+
+    from ..store.engines import peek_names
 
     try:
         root = ctx.find_root() if ctx is not None else None
         path = (root.params.get("db") if root is not None else None) or os.environ.get("AUTHCTL_DB") or "authctl.db"
         if not os.path.isfile(path):
             return []
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2)
-        try:
-            names = [str(row[0]) for row in conn.execute(query)]
-        finally:
-            conn.close()
+        names = peek_names(path, query)
     except Exception:  # completion must never fail, whatever the file holds
         return []
     return [name for name in names if name.lower().startswith(incomplete.lower())][:200]
@@ -110,6 +113,28 @@ KidArg = Annotated[str, typer.Argument(help="Key id (see `authctl key list`).", 
                                         autocompletion=complete_kid)]
 SettingArg = Annotated[str, typer.Argument(help="Setting name (see `authctl config show`).", metavar="KEY",
                                             show_default=False, autocompletion=complete_setting)]
+
+
+def read_bounded(source: str, limit: int, *, refuse_over: str | None = None) -> bytes:
+    """The bytes of FILE, or of stdin for ``-``, at most ``limit`` of them: the one bounded reader.
+
+    A longer input is cut at ``limit`` (a size check downstream still sees it is too long),
+    or, with ``refuse_over`` naming what it is, refused: a cut secret is another secret.
+    """
+    if source == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read(limit + 1) if stream is not None else sys.stdin.read(limit + 1).encode("utf-8")
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {source}: {exc.strerror}") from None
+    if len(data) > limit:
+        if refuse_over is not None:
+            raise InvalidInput(f"the {refuse_over} is over {limit // (1024 * 1024)} MiB; no key is that long")
+        data = data[:limit]
+    return data
 
 
 def read_stdin(*, line: bool = False, bom: bool = False) -> str:
@@ -180,7 +205,7 @@ def _deferred_converter() -> Any:
             return None
 
         @dataclass(frozen=True)
-        class Deferred(RuntimeParam):  # type: ignore[misc]
+        class Deferred(RuntimeParam):
             plain: bool = False  # a plain str/bool parameter: a value of that type needs no conversion
 
             def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
@@ -336,6 +361,7 @@ class LazyGroup(_FastParams, TyperGroup):
             return get_command_from_info(info, pretty_exceptions_short=short, rich_markup_mode=self.rich_markup_mode)
         if solve_typer_info_defaults(info).cls in (None, TyperGroup):  # else a custom group class: as typer builds it
             sub = info.typer_instance
+            assert sub is not None  # a registered group always has its Typer
             shell = copy.copy(sub)  # the group itself (callback, help, settings), without its commands
             shell.registered_commands, shell.registered_groups = [], []
             info = copy.copy(info)
@@ -364,3 +390,28 @@ def make_lazy(app: "typer.Typer") -> None:
     cls.lazy_source = (app.registered_commands, app.registered_groups)
     cls.lazy_options = {"pretty_exceptions_short": app.pretty_exceptions_short}
     app.registered_commands, app.registered_groups = [], []
+
+
+def parse_claim_options(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs from ``--claim``; a value that parses as JSON is taken as JSON."""
+    import json
+
+    from ..jose import no_constant
+    from ..names import quoted
+
+    claims: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InvalidInput(f"--claim needs key=value, got {quoted(pair)}")
+        if name in claims:
+            raise InvalidInput(f"claim {name!r} given twice")
+        try:
+            value: Any = json.loads(raw, parse_constant=no_constant)
+        except ValueError:
+            value = raw
+        claims[name] = value
+    from ..tokens import check_extra_claims
+
+    return check_extra_claims(claims)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import Alg, AnyAlg, KidArg, Yes, confirm, state
+from .common import Alg, AnyAlg, KidArg, Yes, confirm, read_bounded, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -140,17 +139,7 @@ _MAX_INPUT = 1024 * 1024
 
 def _read_secret_input(file: str) -> bytes:
     """The whole input, at most 1 MiB: a longer one is refused, never cut (a cut secret is another secret)."""
-    if file == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = stream.read(_MAX_INPUT + 1) if stream is not None else sys.stdin.read(_MAX_INPUT + 1).encode("utf-8")
-    else:
-        try:
-            with open(file, "rb") as handle:
-                data = handle.read(_MAX_INPUT + 1)
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
-    if len(data) > _MAX_INPUT:
-        raise InvalidInput("the key input is over 1 MiB; no key is that long")
+    data = read_bounded(file, _MAX_INPUT, refuse_over="key input")
     if not data.strip():
         raise InvalidInput("no key material in the input")
     return data

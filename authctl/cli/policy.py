@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import render
+from ..errors import Mismatch
 from .common import Yes, confirm, state
 
 app = typer.Typer(no_args_is_help=True)
@@ -174,7 +175,7 @@ def test(
 
     from .. import matrix, policyfile, testing
 
-    fmt = render.output.format(fmt.value)
+    chosen = render.output.format(fmt.value)
     policy = policyfile.load(file)
     with tempfile.TemporaryDirectory(prefix="authctl-policy-test-") as directory:
         # the bundled app runs on the throwaway database alone: nothing real to protect
@@ -182,5 +183,5 @@ def test(
                                      strict=strict, params=matrix.parse_params(params or []))
     writers = {"junit": lambda data: sys.stdout.write(testing.to_junit(report)),
                "text": lambda data: render.policy_report(report)}
-    render.emit(report.as_dict(), writers.get(fmt))  # json: the data itself
-    raise typer.Exit(0 if report.ok else 6)
+    render.emit(report.as_dict(), writers.get(chosen))  # json: the data itself
+    raise typer.Exit(0 if report.ok else Mismatch.exit_code)

@@ -14,7 +14,6 @@ AppOpt = Annotated[
     Optional[str],
     typer.Option("--app", help="The app as module:attribute (default: the bundled demo app authctl.app:app)."),
 ]
-DEFAULT_APP = "authctl.app:app"
 
 
 def _url(host: str, port: int) -> str:
@@ -83,6 +82,8 @@ def serve(
         store.settings()
     if reload and workers > 1:
         raise InvalidInput("choose one of --reload and --workers")
+    from ..routes import DEFAULT_APP
+
     spec = app_spec or DEFAULT_APP
     os.environ["AUTHCTL_DB"] = location_env(path)
     if state.insecure_permissions:
@@ -137,7 +138,7 @@ def routes(app_spec: AppOpt = None) -> None:
     from ..routes import inventory, load_app
 
     infos = inventory(load_app(app_spec))
-    render.emit([render.route_json(info) for info in infos], lambda data: _routes_report(infos))
+    render.emit([info.as_dict() for info in infos], lambda data: _routes_report(infos))
 
 
 def _routes_report(infos: list) -> None:
@@ -152,7 +153,7 @@ def _routes_report(infos: list) -> None:
             + ", ".join(f"{i.method} {i.path} ({i.flag})" for i in flagged[:5]) + (" …" if len(flagged) > 5 else "")
             + "; protect them, or mark them with Depends(auth.public)"
         )
-    guarded = sorted({g.name for i in infos if i.is_native for g in i.native.guards})
+    guarded = sorted({g.name for i in infos if i.native is not None for g in i.native.guards})
     if guarded:
         render.note(f"guards decide in code (authctl cannot read them offline): {', '.join(guarded)}")
 

@@ -9,7 +9,7 @@ import typer
 
 from .. import render
 from ..errors import InvalidInput
-from .common import AnyAlg, TargetArg, Yes, confirm, state
+from .common import AnyAlg, TargetArg, Yes, confirm, parse_claim_options, read_bounded, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def add(
       authctl target add legacy --login /token --passwords-file passwords.txt
       authctl target add partner --basic --passwords-stdin < passwords.txt --json
     """
-    from .. import config, targets, tokens
+    from .. import config, targets
 
     if sum(bool(x) for x in (login, basic, static)) > 1:
         raise InvalidInput("choose one of --login, --basic and --static")
@@ -72,7 +72,7 @@ def add(
             store, name, mode=mode, send=send, key=key, alg=alg.value if alg else None, kid=kid, allow_weak=unsafe_weak_secret,
             sub=targets.parse_per_user(user_sub or [], "--user-sub"), scope_claim=scope_claim,
             scopes=targets.parse_per_user(user_scopes or [], "--user-scopes"), iss=iss, aud=aud,
-            claims=tokens.parse_claim_options(claim or []), ttl=config.parse_duration(ttl), token_url=login,
+            claims=parse_claim_options(claim or []), ttl=config.parse_duration(ttl), token_url=login,
             passwords=passwords,
         )
     del key, passwords
@@ -94,8 +94,7 @@ def _send_text(target) -> str:
 
 
 def _stdin_bytes() -> bytes:
-    stream = getattr(sys.stdin, "buffer", None)
-    data = stream.read(1024 * 1024) if stream is not None else sys.stdin.read().encode("utf-8")
+    data = read_bounded("-", 1024 * 1024)
     if not data.strip():
         raise InvalidInput("nothing on stdin")
     return data

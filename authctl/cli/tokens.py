@@ -10,8 +10,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from .. import render
-from ..errors import InvalidInput
-from .common import AnyAlg, complete_target, complete_user, state
+from ..errors import InvalidInput, TokenError
+from .common import AnyAlg, complete_target, complete_user, parse_claim_options, read_bounded, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,6 +35,7 @@ TargetOption = Annotated[
                                 show_default=False, autocompletion=complete_target)
 ]
 _READ_LIMIT = 64 * 1024  # far above the 8 KB token limit: the size check still sees oversized input
+_KEY_LIMIT = 1024 * 1024  # a key or JWK Set file: the parsers refuse what is cut
 
 
 def read_token(argument: Optional[str]) -> str | bytes:
@@ -42,14 +43,9 @@ def read_token(argument: Optional[str]) -> str | bytes:
     if argument is None or argument == "-":
         if argument is None and sys.stdin.isatty():
             raise InvalidInput("no token: pass it as an argument, @FILE, or on stdin")
-        stream = getattr(sys.stdin, "buffer", None)
-        raw = stream.read(_READ_LIMIT) if stream is not None else sys.stdin.read(_READ_LIMIT).encode("utf-8")
+        raw = read_bounded("-", _READ_LIMIT)
     elif argument.startswith("@"):
-        try:
-            with open(argument[1:], "rb") as handle:
-                raw = handle.read(_READ_LIMIT)
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {argument[1:]}: {exc.strerror}") from None
+        raw = read_bounded(argument[1:], _READ_LIMIT)
     else:
         return _strip(argument)
     try:
@@ -88,7 +84,7 @@ def issue(
     """
     from .. import tokens
 
-    extra = tokens.parse_claim_options(claim or [])
+    extra = parse_claim_options(claim or [])
     now = int(time.time())
     with state.open_store() as store:
         issued = tokens.issue(
@@ -137,7 +133,7 @@ def inspect(
                 inspection = tokens.inspect(store, text, expected_type=_expected(expected), now=now)
     render.emit(render.inspection_json(inspection, now), lambda data: render.inspection_report(inspection, now))
     if not inspection.valid:
-        raise typer.Exit(3)
+        raise typer.Exit(TokenError.exit_code)
 
 
 def _foreign_ring(token, key_file, secret_stdin, jwks_file, alg):
@@ -149,9 +145,9 @@ def _foreign_ring(token, key_file, secret_stdin, jwks_file, alg):
     if alg is not None and not (key_file or secret_stdin):
         raise InvalidInput("--alg goes with --key or --secret-stdin")
     if key_file:
-        return keys.foreign_pem(_read_file(key_file), alg)
+        return keys.foreign_pem(read_bounded(key_file, _KEY_LIMIT), alg)
     if jwks_file:
-        return keys.foreign_jwks(_read_file(jwks_file))
+        return keys.foreign_jwks(read_bounded(jwks_file, _KEY_LIMIT))
     if secret_stdin:
         if token is None or token == "-":
             raise InvalidInput("with --secret-stdin, pass the token as an argument or @FILE")
@@ -159,14 +155,6 @@ def _foreign_ring(token, key_file, secret_stdin, jwks_file, alg):
         line = stream.readline() if stream is not None else sys.stdin.readline().encode("utf-8")
         return keys.foreign_secret(line, alg)
     return None
-
-
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(1024 * 1024)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _target_ring(name: str):
@@ -238,11 +226,11 @@ def revoke(
 
 
 def _revoked(result) -> None:
-    from .. import tokens
+    from .. import clock
 
     if result.already_expired:
         render.note(f"token {result.jti} has already expired; nothing to revoke")
     elif result.newly:
-        render.success(f"revoked {result.jti} until {tokens.format_utc(result.expires_at)}")
+        render.success(f"revoked {result.jti} until {clock.format_utc(result.expires_at)}")
     else:
         render.note(f"{result.jti} was already revoked")

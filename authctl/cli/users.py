@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional, cast
 
 import typer
 
 from .. import render
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput
 from .common import (Generate, PasswordStdin, UserArg, Yes, complete_role, confirm, read_new_password, read_stdin,
                      state)
 
@@ -55,13 +55,13 @@ def add(
       authctl user add rahul --role student --password-stdin < password.txt
       authctl user add ci-bot --generate --json
     """
+    from .. import passwords
     from ..names import new_username
-    from ..passwords import Hasher
 
     with state.open_store() as store:
         username = new_username(name, allow_mixed_script=allow_mixed_script)
         if store.find_user(username):
-            raise InvalidInput(f"user {username!r} already exists")
+            raise Conflict(f"user {username!r} already exists")
         store.refuse_look_alike(username)  # before the password is asked for; add_user checks again
         for each in role or []:
             store.get_role(each)
@@ -69,8 +69,8 @@ def add(
         password, generated = read_new_password(
             username, settings, from_stdin=password_stdin, generate=generate, user_inputs=tuple(role or ())
         )
-        user = store.add_user(username, Hasher.from_settings(settings).hash(password), role or [], disabled=disabled,
-                              allow_mixed_script=allow_mixed_script)
+        user = passwords.add_user(store, username, password, role or [], disabled=disabled,
+                                  allow_mixed_script=allow_mixed_script, settings=settings)
         message = f"added user {user.username}" + (f" with roles {', '.join(user.roles)}" if user.roles else "")
         render.emit({**render.user_json(user), **({"password": password} if generated else {})},
                     lambda data: _generated(data.get("password"), message))
@@ -146,7 +146,7 @@ def passwd(name: Name, password_stdin: PasswordStdin = False, generate: Generate
       authctl user passwd rahul
       authctl user passwd rahul --generate --json
     """
-    from ..passwords import Hasher
+    from .. import passwords
 
     with state.open_store() as store:
         user = store.get_user(name)
@@ -154,8 +154,7 @@ def passwd(name: Name, password_stdin: PasswordStdin = False, generate: Generate
         password, generated = read_new_password(
             user.username, settings, from_stdin=password_stdin, generate=generate, user_inputs=user.roles
         )
-        store.set_password_hash(user.username, Hasher.from_settings(settings).hash(password))
-        user = store.get_user(user.username)
+        user = passwords.set_password(store, user.username, password, settings=settings)
     message = f"password of {user.username} changed; earlier tokens are no longer valid"
     render.emit({**render.user_json(user), **({"password": password} if generated else {})},
                 lambda data: _generated(data.get("password"), message))
@@ -284,11 +283,11 @@ def import_users(
     if generate and keep_disabled:
         raise InvalidInput("choose one of --generate and --keep-disabled")
     text = read_stdin(bom=True) if file == "-" else bulk.read_text(file)
-    fmt = fmt.value if fmt is not None else bulk.detect_format(file, text)
+    file_format = fmt.value if fmt is not None else bulk.detect_format(file, text)
     with state.open_store() as store:
         settings = store.settings()
         report = bulk.parse_import(
-            text, fmt,
+            text, file_format,
             existing_user=lambda name: store.find_user(name) is not None,
             known_roles={role.name for role in store.list_roles()},
             check_password=lambda pw, user: passwords.check_new(pw, user, settings),
@@ -298,21 +297,23 @@ def import_users(
         )
         generated = _fill_passwordless(report.rows, generate)
         if report.errors:
-            for message in report.errors:
-                render.err().print(render.text(message, "red"))
+            from . import with_hint
+
+            for row_error in report.errors:
+                render.err().print(render.text(with_hint(row_error), "red"))
             raise InvalidInput(f"{len(report.errors)} bad row(s) in {file}; nothing was imported")
         if not report.rows:
             raise InvalidInput(f"{file} holds no users")
         if dry_run:
             generated.clear()  # nothing is created, so no password is shown
-            result = {"valid": len(report.rows), "imported": 0, "dry_run": True}
+            result: dict[str, Any] = {"valid": len(report.rows), "imported": 0, "dry_run": True}
         else:
             to_hash = [row.password for row in report.rows if row.password is not None]
             params = (settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism)
             hashes = _hash_with_progress(to_hash, params, workers or bulk.default_workers())
             records = [
-                (row.username, row.password_hash if row.password is None else next(hashes), row.roles, row.disabled)
-                for row in report.rows
+                (row.username, cast(str, row.password_hash) if row.password is None else next(hashes), row.roles, row.disabled)
+                for row in report.rows  # a row without a password was validated to have a hash
             ]
             store.add_users(records, allow_mixed_script=allow_mixed_script)
             result = {"valid": len(report.rows), "imported": len(records), "dry_run": False}

@@ -10,11 +10,11 @@ transaction together with its audit-log row.
 
 from __future__ import annotations
 
-from .base import MAX_LEEWAY_S, normalize_or_repr, utcnow
+from .base import MAX_LEEWAY_S
 from .core import Store
 from .engines import APPLICATION_ID, BUSY_TIMEOUT_S, SQLITE_HEADER
 from .location import DEFAULT_DB, DatabaseURL, is_url, location_env, mask_url, resolve_db_path
-from .records import Access, AuditEntry, Permission, Role, SigningKey, User
+from .records import Access, AuditEntry, KeyStatus, Permission, Role, SigningKey, User
 from .schema import (
     MIGRATIONS, SCHEMA_VERSION, _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
     _migration_7, _migration_8,
@@ -22,7 +22,7 @@ from .schema import (
 from .users import ACCESS_CACHE_SIZE
 
 __all__ = [
-    "ACCESS_CACHE_SIZE", "APPLICATION_ID", "Access", "AuditEntry", "BUSY_TIMEOUT_S", "DEFAULT_DB", "DatabaseURL",
+    "ACCESS_CACHE_SIZE", "APPLICATION_ID", "Access", "AuditEntry", "BUSY_TIMEOUT_S", "DEFAULT_DB", "DatabaseURL", "KeyStatus",
     "MAX_LEEWAY_S", "MIGRATIONS", "Permission", "Role", "SCHEMA_VERSION", "SQLITE_HEADER", "SigningKey", "Store",
-    "User", "is_url", "location_env", "mask_url", "normalize_or_repr", "resolve_db_path", "utcnow",
+    "User", "is_url", "location_env", "mask_url", "resolve_db_path",
 ]

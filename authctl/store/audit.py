@@ -11,7 +11,8 @@ from .records import AuditEntry
 
 class AuditLog(Base):
     def audit_log(self, *, limit: int = 50, action: str | None = None, target: str | None = None) -> list[AuditEntry]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if action:  # an action (user.add) or its group (user); no wildcards from the input
             clauses.append("(action = ? OR substr(action, 1, ?) = ?)")
             params += [action, len(action) + 1, f"{action}."]

@@ -6,18 +6,11 @@ import getpass
 import json
 import os
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+from ..clock import utcnow
+
 MAX_LEEWAY_S = 300  # the largest `leeway` setting
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def normalize_or_repr(text: str) -> str:
-    return repr(text[:40] + ("…" if len(text) > 40 else ""))
 
 
 def _os_user() -> str:
@@ -35,6 +28,10 @@ class Base:
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one portable statement on this thread's connection."""
         return self.engine.execute(sql, params)
+
+    def change_stamp(self) -> tuple[int, int, int]:
+        """Differs whenever any connection of any process has committed a change since the last call."""
+        return self.engine.change_stamp()
 
     @property
     def _integrity(self) -> tuple[type[BaseException], ...]:

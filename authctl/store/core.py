@@ -79,8 +79,11 @@ class Store(Users, Roles, SigningKeys, Tokens, LoginAttempts, AuditLog, Settings
     def open(cls, where: str | os.PathLike | DatabaseURL, *, insecure_permissions: bool = False) -> "Store":
         """Open an existing database; upgrades an older schema, refuses a newer one."""
         location = _location(where)
-        kind = PostgresEngine if isinstance(location, DatabaseURL) else SqliteEngine
-        engine, version = kind.open(location, insecure_permissions=insecure_permissions)
+        engine: SqliteEngine | PostgresEngine
+        if isinstance(location, DatabaseURL):
+            engine, version = PostgresEngine.open(location, insecure_permissions=insecure_permissions)
+        else:
+            engine, version = SqliteEngine.open(location, insecure_permissions=insecure_permissions)
         store = cls(engine)
         _, SCHEMA_VERSION = _schema()
         try:

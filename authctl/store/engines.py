@@ -56,11 +56,20 @@ _PG_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION", bytes: "BYTE
 # --------------------------------------------------------------------------- SQLite
 
 
+def peek_names(path: str, query: str) -> list[str]:
+    """The first column of ``query`` on a SQLite file opened read-only, waiting briefly (shell completion)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2)
+    try:
+        return [str(row[0]) for row in conn.execute(query)]
+    finally:
+        conn.close()
+
+
 def _check_file(path: Path, insecure_permissions: bool) -> None:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise DatabaseError(f"no database at {path}: run `authctl init` (or pass --db / set AUTHCTL_DB)") from None
+        raise DatabaseError(f"no database at {path}: run `authctl init`", hint="db") from None
     except OSError as exc:
         raise DatabaseError(f"cannot read {path}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
@@ -69,7 +78,7 @@ def _check_file(path: Path, insecure_permissions: bool) -> None:
         mode = stat.S_IMODE(info.st_mode)
         raise DatabaseError(
             f"{path} is readable or writable by group/others (mode {mode:04o}); "
-            f"fix with `chmod 600 {path}`, or pass --insecure-permissions"
+            f"fix with `chmod 600 {path}`", hint="insecure_permissions"
         )
     try:
         with open(path, "rb") as handle:
@@ -111,17 +120,17 @@ class SqliteSchema:
 
     def create_table(self, name: str, columns: dict, *, pk: Any, not_null: Any = (), defaults: dict | None = None,
                      foreign_keys: Sequence = (), if_not_exists: bool = False) -> None:
-        self.utils[name].create(columns, pk=pk, not_null=set(not_null), defaults=defaults or {},
+        self.utils.table(name).create(columns, pk=pk, not_null=set(not_null), defaults=defaults or {},
                                 foreign_keys=list(foreign_keys), if_not_exists=if_not_exists)
 
     def create_index(self, table: str, columns: list[str], *, unique: bool = False, if_not_exists: bool = False) -> None:
-        self.utils[table].create_index(columns, unique=unique, if_not_exists=if_not_exists)
+        self.utils.table(table).create_index(columns, unique=unique, if_not_exists=if_not_exists)
 
     def has_column(self, table: str, column: str) -> bool:
-        return column in self.utils[table].columns_dict
+        return column in self.utils.table(table).columns_dict
 
     def add_column(self, table: str, column: str, kind: type) -> None:
-        self.utils[table].add_column(column, kind)
+        self.utils.table(table).add_column(column, kind)
 
 
 class SqliteEngine:
@@ -539,7 +548,7 @@ class PostgresEngine:
             if PG_META not in tables:
                 if tables:
                     raise DatabaseError(f"{url} holds tables but not an authctl database (left untouched)")
-                raise DatabaseError(f"no authctl database at {url}: run `authctl init` (or pass --db / set AUTHCTL_DB)")
+                raise DatabaseError(f"no authctl database at {url}: run `authctl init`", hint="db")
             row = engine.execute(f"SELECT application, version FROM {PG_META}").fetchone()
             if row is None or row[0] != "authctl":
                 raise DatabaseError(f"{url} is not an authctl database (left untouched)")

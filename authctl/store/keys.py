@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from ..clock import utcnow
 from ..errors import Conflict, NotFound
-from .base import Base, normalize_or_repr, utcnow
+from ..names import quoted
+from .base import Base
 from .records import SigningKey
 
 
@@ -42,7 +44,7 @@ class SigningKeys(Base):
         with self.transaction():
             row = self._x("SELECT status FROM signing_keys WHERE kid = ?", (kid,)).fetchone()
             if row is None:
-                raise NotFound(f"no key with kid {normalize_or_repr(kid)}")
+                raise NotFound(f"no key with kid {quoted(kid)}")
             if row[0] == "active":
                 raise Conflict(f"key {kid!r} is the active signing key; `authctl key rotate` first")
             if row[0] == "retired":

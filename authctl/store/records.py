@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class User:
     password_hash: str | None = field(default=None, repr=False)
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["active", "disabled"]:
         return "disabled" if self.disabled else "active"
 
 
@@ -64,11 +64,14 @@ class AuditEntry:
     details: dict[str, Any]
 
 
+KeyStatus = Literal["active", "verifying", "retired"]
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
     alg: str
-    status: str  # active | verifying | retired
+    status: KeyStatus
     created_at: str
     retired_at: str | None
     fingerprint: str

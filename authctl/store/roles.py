@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..clock import utcnow
 from ..errors import Conflict, NotFound
-from ..names import validate_permission, validate_role
-from .base import Base, normalize_or_repr, utcnow
+from ..names import quoted, validate_permission, validate_role
+from .base import Base
 from .records import Permission, Role
 
 
@@ -14,7 +15,7 @@ class Roles(Base):
     def _role_id(self, name: str) -> int:
         row = self._x("SELECT id FROM roles WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise NotFound(f"no role named {normalize_or_repr(name)}")
+            raise NotFound(f"no role named {quoted(name)}")
         return row[0]
 
     def add_role(self, name: str, description: str = "", inherits: Sequence[str] = ()) -> Role:
@@ -109,8 +110,8 @@ class Roles(Base):
             includers = self._x("SELECT count(*) FROM role_inherits WHERE included_id = ?", (role_id,)).fetchone()[0]
             if (role.members or includers) and not force:
                 raise Conflict(
-                    f"role {name!r} is assigned to {role.members} user(s) and inherited by {includers} role(s); "
-                    "pass --force to remove it everywhere"
+                    f"role {name!r} is assigned to {role.members} user(s) and inherited by {includers} role(s)",
+                    hint="force",
                 )
             self._x("DELETE FROM user_roles WHERE role_id = ?", (role_id,))
             self._x("DELETE FROM role_inherits WHERE role_id = ? OR included_id = ?", (role_id, role_id))
@@ -142,7 +143,7 @@ class Roles(Base):
                     "(SELECT id FROM permissions WHERE name = ?)", (role_id, permission)
                 )
                 if not cursor.rowcount:
-                    raise NotFound(f"role {role!r} is not granted {normalize_or_repr(permission)}")
+                    raise NotFound(f"role {role!r} is not granted {quoted(permission)}")
                 self._audit("role.revoke", role, {"permission": permission})
         return self.get_role(role)
 
@@ -153,16 +154,6 @@ class Roles(Base):
             "FROM permissions p ORDER BY p.name"
         )
         return [Permission(name, tuple(roles.split(",")) if roles else ()) for name, roles in rows]
-
-    def roles_granting(self, permission: str) -> list[str]:
-        """Roles that hold ``permission`` directly (exact or via the resource wildcard)."""
-        wildcard = permission.split(":", 1)[0] + ":*"
-        rows = self._x(
-            "SELECT DISTINCT r.name FROM roles r JOIN role_permissions rp ON rp.role_id = r.id "
-            "JOIN permissions p ON p.id = rp.permission_id WHERE p.name IN (?, ?) ORDER BY r.name",
-            (permission, wildcard),
-        )
-        return [row[0] for row in rows]
 
     def set_role_description(self, name: str, description: str) -> None:
         with self.transaction():

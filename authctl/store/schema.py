@@ -70,7 +70,8 @@ def _migration_3(db: Any) -> None:
 
 def _migration_4(db: Any) -> None:
     """Username keys by compatibility caseless match (``names.username_key``); a clash is refused."""
-    changed, owners = [], {}
+    changed: list[tuple[str, int, str]] = []
+    owners: dict[str, str] = {}
     for user_id, username, old in db.execute("SELECT id, username, username_key FROM users").fetchall():
         try:
             key = username_key(username)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..clock import utcnow
 from ..errors import Conflict, NotFound
-from .base import Base, normalize_or_repr, utcnow
+from ..names import quoted
+from .base import Base
 
 
 class Targets(Base):
@@ -38,14 +40,14 @@ class Targets(Base):
                 done = self._x("UPDATE targets SET config = ?, secret = ? WHERE name = ?",
                                (json.dumps(config_doc, sort_keys=True), secret, name))
             if done.rowcount == 0:
-                raise NotFound(f"no target named {normalize_or_repr(name)}")
+                raise NotFound(f"no target named {quoted(name)}")
             self._audit("target.change", name, {"mode": config_doc.get("mode"), "send": config_doc.get("send"),
                                                 "secret": secret is not None})
 
     def remove_target(self, name: str) -> None:
         with self.transaction():
             if self._x("DELETE FROM targets WHERE name = ?", (name,)).rowcount == 0:
-                raise NotFound(f"no target named {normalize_or_repr(name)}")
+                raise NotFound(f"no target named {quoted(name)}")
             self._audit("target.remove", name)
 
 

@@ -6,7 +6,8 @@ import time
 
 from ..errors import InvalidInput
 from ..names import username_key
-from .base import MAX_LEEWAY_S, Base, utcnow
+from ..clock import utcnow
+from .base import MAX_LEEWAY_S, Base
 from .records import User
 from .users import USER_COLUMNS, user_record
 
@@ -26,10 +27,6 @@ class Tokens(Base):
 
     def is_revoked(self, jti: str) -> bool:
         return self._x("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone() is not None
-
-    def change_stamp(self) -> tuple[int, int, int]:
-        """Differs whenever any connection of any process has committed a change since the last call."""
-        return self.engine.change_stamp()
 
     def token_state(self, jti: str, sub: str, *, by: str = "uid") -> tuple[tuple[int, int, int], bool, User | None]:
         """What a verifier needs, in one statement: (change stamp, is ``jti`` revoked, the subject or None).

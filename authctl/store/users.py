@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ..clock import utcnow
 from ..errors import Conflict, InvalidInput, NotFound
-from ..names import new_username, shown_name, skeleton, username_key
-from .base import Base, normalize_or_repr, utcnow
+from ..names import new_username, quoted, shown_name, skeleton, username_key
+from .base import Base
 from .records import Access, User
 
 ACCESS_CACHE_SIZE = 4096
@@ -48,6 +49,9 @@ class Users(Base):
     _user = staticmethod(user_record)
     _caches: threading.local
 
+    if TYPE_CHECKING:  # from Roles; Store joins the two
+        def _role_id(self, name: str) -> int: ...
+
     def find_user(self, name: str) -> User | None:
         try:
             key = username_key(name)
@@ -59,7 +63,7 @@ class Users(Base):
     def get_user(self, name: str) -> User:
         user = self.find_user(name)
         if user is None:
-            raise NotFound(f"no user named {normalize_or_repr(name)}")
+            raise NotFound(f"no user named {quoted(name)}")
         return user
 
     def find_user_by_uid(self, uid: str) -> User | None:
@@ -130,7 +134,7 @@ class Users(Base):
                 username = new_username(username, allow_mixed_script=allow_mixed_script)
                 for role in roles:
                     if role not in role_ids:
-                        raise NotFound(f"no role named {normalize_or_repr(role)}")
+                        raise NotFound(f"no role named {quoted(role)}")
                 self._insert_user(username, password_hash, [role_ids[r] for r in roles], disabled=disabled,
                                   now=now, password_changed_at=now)
             self._audit("user.import", f"{len(records)} users", {"count": len(records)})
@@ -139,7 +143,8 @@ class Users(Base):
     def list_users(
         self, *, role: str | None = None, status: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[User]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if role is not None:
             clauses.append("u.id IN (SELECT ur.user_id FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = ?)")
             params.append(role)
