@@ -92,3 +92,25 @@ def issue(store: Store, username: str, **kwargs: Any) -> str:
     from authctl import tokens
 
     return tokens.issue(store, username, **kwargs).token
+
+
+#: The article's roles, users and one expectation table, as a policy file (policy and plugin tests).
+ARTICLE_POLICY = '''
+[roles.student]
+permissions = ["students:read"]
+
+[roles.admin]
+inherits = ["student"]
+permissions = ["students:delete"]
+
+[users.rahul]
+roles = ["student"]
+
+[users.suman]
+roles = ["admin"]
+
+[expect."DELETE /student/{id}"]
+rahul = 403
+suman = "allow"
+anonymous = 401
+'''

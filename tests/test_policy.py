@@ -16,27 +16,8 @@ from authctl.errors import Conflict, InvalidInput
 from authctl.passwords import Hasher
 from authctl.store import Store
 
+from .apphelpers import ARTICLE_POLICY as ARTICLE
 from .conftest import STRONG, Cli
-
-ARTICLE = '''
-[roles.student]
-permissions = ["students:read"]
-
-[roles.admin]
-inherits = ["student"]
-permissions = ["students:delete"]
-
-[users.rahul]
-roles = ["student"]
-
-[users.suman]
-roles = ["admin"]
-
-[expect."DELETE /student/{id}"]
-rahul = 403
-suman = "allow"
-anonymous = 401
-'''
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:

@@ -7,27 +7,9 @@ import sys
 
 import pytest
 
+from tests.apphelpers import ARTICLE_POLICY as POLICY
+
 pytest_plugins = ["pytester"]
-
-POLICY = '''
-[roles.student]
-permissions = ["students:read"]
-
-[roles.admin]
-inherits = ["student"]
-permissions = ["students:delete"]
-
-[users.rahul]
-roles = ["student"]
-
-[users.suman]
-roles = ["admin"]
-
-[expect."DELETE /student/{id}"]
-rahul = 403
-suman = "allow"
-anonymous = 401
-'''
 
 PASSING = '''
 def test_the_article(authctl_client, authctl_app):
