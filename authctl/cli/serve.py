@@ -128,8 +128,9 @@ def serve(
 
 
 def routes(app_spec: AppOpt = None) -> None:
-    """Every route with what guards it (authctl requirements, or the app's own schemes, scopes and guards);
-    flags open routes that look like a mistake.
+    """Every route with what guards it, and open routes that look like a mistake flagged.
+
+    A guard is an authctl requirement, or the app's own schemes, scopes and guard dependencies.
 
     Examples:
       authctl routes
