@@ -260,6 +260,11 @@ class SqliteEngine:
     def stamp_of(self, value: Any) -> tuple[int, int, int]:
         return self.local.serial, value, self.conn.total_changes
 
+    token_row_cache = False  # an in-process lookup is as cheap as the stamp read that would guard a cache
+
+    def read_stamp(self) -> tuple[int, int, int]:
+        return self.change_stamp()
+
     # ----------------------------------------------------------------- transactions
 
     def in_transaction(self) -> bool:
@@ -598,6 +603,13 @@ class PostgresEngine:
     def stamp_of(self, value: Any) -> tuple[int, int, int]:
         self.local.fresh = (value, time.monotonic())
         return 0, value, 0
+
+    token_row_cache = True  # a round trip costs more than the lookup it carries (Tokens.token_state)
+
+    def read_stamp(self) -> tuple[int, int, int]:
+        """The stamp read now (never the reused one ``change_stamp`` may give); later checks of this
+        request reuse it as they would the token lookup's."""
+        return self.stamp_of(self.execute(f"SELECT stamp FROM {PG_META}").fetchone()[0])
 
     # ----------------------------------------------------------------- transactions
 

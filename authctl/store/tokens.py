@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from ..errors import InvalidInput
@@ -12,7 +13,16 @@ from .records import User
 from .users import USER_COLUMNS, user_record
 
 
+#: Per thread, on PostgreSQL: the answers of ``token_state`` by key, each with the stamp read
+#: in the same statement. Every committed write moves the stamp (``PostgresEngine.transaction``),
+#: so an answer is reused only after a fresh read of the stamp shows no commit since: one
+#: lighter round trip per request, never a stale answer.
+TOKEN_ROW_CACHE_SIZE = 4096
+
+
 class Tokens(Base):
+    _caches: threading.local  # set by Store
+
     def revoke_jti(self, jti: str, expires_at: int, reason: str = "") -> bool:
         with self.transaction():
             # kept past exp for the longest leeway a verifier may allow: until then the token could still pass
@@ -43,13 +53,24 @@ class Tokens(Base):
             except InvalidInput:
                 column, value = "username_key", None
         engine = self.engine
+        key = (jti, column, value)
+        rows = getattr(self._caches, "token_rows", None) if engine.token_row_cache else None
+        if rows is not None:
+            cached = rows.get(key)
+            if cached is not None and cached[0] == engine.read_stamp():
+                return cached
         row = self._x(
             f"SELECT {engine.stamp_column}, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), {USER_COLUMNS} "
             f"FROM {engine.stamp_from} LEFT JOIN users u ON u.{column} = ?",
             (jti, value),
         ).fetchone()
         user = user_record(row[2:]) if row[2] is not None else None
-        return engine.stamp_of(row[0]), bool(row[1]), user
+        state = engine.stamp_of(row[0]), bool(row[1]), user
+        if engine.token_row_cache:
+            if rows is None or len(rows) >= TOKEN_ROW_CACHE_SIZE:
+                rows = self._caches.token_rows = {}
+            rows[key] = state
+        return state
 
     def record_refresh(self, jti: str, family: str, user_id: int, expires_at: int, *, access_jti: str | None = None,
                        access_expires_at: int | None = None) -> None:
