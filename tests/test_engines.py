@@ -149,6 +149,29 @@ def test_change_stamp_sees_another_process_commit(engine_store: Store) -> None:
     assert stamp == engine_store.change_stamp() and not revoked and user.username == "rahul"
 
 
+def test_a_repeat_token_sees_each_change_another_process_commits(engine_store: Store) -> None:
+    """The lookup a verifier keeps for a repeat token (PostgreSQL) serves only while no commit
+    moved the stamp: a logout, a disable and a revoke from another process each count at once."""
+    from authctl import tokens
+    from authctl.errors import TokenRevoked, TokenUserInvalid
+
+    db = getattr(engine_store.path, "raw", None) or str(engine_store.path)
+
+    def cli(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "authctl", "--db", db, *args], check=True, capture_output=True)
+
+    for change, refused in ((("user", "disable", "rahul"), TokenUserInvalid),
+                            (("user", "logout", "rahul"), TokenUserInvalid),
+                            (("token", "revoke", "--jti", "JTI"), TokenRevoked)):
+        cli("user", "enable", "rahul")
+        issued = tokens.issue(engine_store, "rahul")
+        for _ in range(3):  # the first verify looks the token up, the next ones may reuse it
+            assert tokens.verify(engine_store, issued.token).user.username == "rahul"
+        cli(*(issued.claims["jti"] if arg == "JTI" else arg for arg in change))
+        with pytest.raises(refused):
+            tokens.verify(engine_store, issued.token)
+
+
 def test_stamp_is_steady_while_nothing_changes(engine_store: Store) -> None:
     first = engine_store.change_stamp()
     engine_store.list_users()
