@@ -48,6 +48,7 @@ from . import policy
 from .errors import DatabaseError, InvalidInput, TokenError
 from .policy import AUTHENTICATED, PUBLIC, REQUIREMENT_ATTR, Requirement
 from .sessions import BACKOFF_AFTER, BACKOFF_BASE, BACKOFF_MAX, Sessions
+from .store.engines import stamp_given
 
 if TYPE_CHECKING:
     from .sessions import TokenPair
@@ -185,9 +186,14 @@ class Auth:
             store = self.store
             authentication = state.get(_AUTHN_STATE)
             if authentication is None:  # once per request, however many dependencies ask
-                authentication = policy.authenticate(store, token, overrides=self._overrides or None)
+                # on PostgreSQL the stamp is awaited (shared with concurrent requests) rather than
+                # read with the loop blocked; a repeat token's lookup then needs no round trip
+                with stamp_given(await store.engine.fresh_stamp() if token else None):
+                    authentication = policy.authenticate(store, token, overrides=self._overrides or None)
+                    decision = policy.authorize(store, authentication, requirement, request.path_params)
                 state[_AUTHN_STATE] = authentication
-            decision = policy.authorize(store, authentication, requirement, request.path_params)
+            else:
+                decision = policy.authorize(store, authentication, requirement, request.path_params)
         except DatabaseError:
             raise HTTPException(503, "authentication service unavailable", headers={"Retry-After": "5"}) from None
         if decision.status == policy.UNAUTHENTICATED:

@@ -37,6 +37,7 @@ import benchlib  # noqa: E402
 
 APP_TARGET = 0.8
 STORE_TARGET = 1.1
+STATS_SETTLE_S = 3.0
 
 
 @contextlib.contextmanager
@@ -80,6 +81,20 @@ async def _spread(ports: list[int], token: str, connections: int, seconds: float
     ])
 
 
+def _stamp_reads(db: Any) -> int:
+    """Reads of the stamp row so far (every request's freshness check reads it), from PostgreSQL's
+    own table statistics; a backend publishes them within about a second of going idle."""
+    import time
+
+    import psycopg
+
+    time.sleep(STATS_SETTLE_S)
+    with psycopg.connect(db.raw, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+            "WHERE relname = 'authctl_schema' AND schemaname = current_schema()").fetchone()[0]
+
+
 def app_rows(server: str, quick: bool) -> list[dict[str, Any]]:
     rounds, slice_s, connections = (2, 0.5, 16) if quick else (6, 1.0, 32)
     with tempfile.TemporaryDirectory(prefix="authctl-bench-pg-") as tmp:
@@ -99,7 +114,10 @@ def app_rows(server: str, quick: bool) -> list[dict[str, Any]]:
             scenarios = [("GET /whoami", "GET", "/whoami", "suman"), ("DELETE /student/3 (403)", "DELETE", "/student/3",
                                                                        "rahul")]
             slices: dict[str, list[dict[str, Any]]] = {}
+            reads_before = 0
             for number in range(rounds + 1):  # round 0 warms up
+                if number == 1:
+                    reads_before = _stamp_reads(pg_db)
                 for name, method, path, user in scenarios:
                     for engine in ("sqlite", "postgresql"):
                         piece = _load(ports[engine], method, path, tokens[engine][user], connections,
@@ -117,6 +135,9 @@ def app_rows(server: str, quick: bool) -> list[dict[str, Any]]:
                                            for k in set(two[0]["statuses"]) | set(two[1]["statuses"])},
                               "errors": two[0]["errors"] + two[1]["errors"], "seconds": two[0]["seconds"]}
                     slices.setdefault("replicas: two servers", []).append(merged)
+            stamp_reads = _stamp_reads(pg_db) - reads_before
+    pg_requests = sum(sum(piece["statuses"].values()) for name, pieces in slices.items()
+                      if "sqlite" not in name for piece in pieces)
     summary = {name: bench_app._summary(pieces) for name, pieces in slices.items()}
     rows = []
     for name, *_ in scenarios:
@@ -130,6 +151,9 @@ def app_rows(server: str, quick: bool) -> list[dict[str, Any]]:
     rows.append({"scenario": "GET /whoami, two replicas vs one (PostgreSQL)", "one_rps": one["rps"],
                  "two_rps": two["rps"], "ratio": round(two["rps"] / (one["rps"] or 1.0), 2),
                  "statuses": {"one": one["statuses"], "two": two["statuses"]}, "target": "reported"})
+    rows.append({"scenario": "stamp reads per request (PostgreSQL, all measured slices)", "requests": pg_requests,
+                 "stamp_reads": stamp_reads, "ratio": round(stamp_reads / (pg_requests or 1), 3),
+                 "target": "reported"})
     return rows
 
 
@@ -169,13 +193,15 @@ def run(quick: bool = False, store: bool = True) -> dict[str, list[dict[str, Any
 
 def _table(app: list[dict[str, Any]], store: list[dict[str, Any]]) -> str:
     lines = []
-    for row in app[:-1]:
+    for row in app[:-2]:
         lines.append(f"{row['scenario']:<26} sqlite {row['sqlite_rps']:8.1f} req/s  postgresql {row['postgresql_rps']:8.1f}"
                      f" req/s  {row['ratio']:.2f}x {row['target']} {'met' if row['meets_target'] else 'NOT met'}"
                      f"  statuses {row['statuses']}")
-    rep = app[-1]
+    rep, reads = app[-2], app[-1]
     lines.append(f"{rep['scenario']}: one {rep['one_rps']:.1f} req/s, two {rep['two_rps']:.1f} req/s "
                  f"({rep['ratio']:.2f}x, reported; 2 cores) statuses {rep['statuses']}")
+    lines.append(f"{reads['scenario']}: {reads['stamp_reads']:,} reads for {reads['requests']:,} requests "
+                 f"({reads['ratio']:.3f} per request)")
     for row in store[:-1]:
         lines.append(f"{row['name']:<44} 100,000 users {row['large_median_s'] * 1000:6.1f} ms vs 100 users "
                      f"{row['small_median_s'] * 1000:6.1f} ms  {row['ratio']:.2f}x {row['target']} "

@@ -8,8 +8,9 @@ marker and the write lock of PostgreSQL — lives here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
-import re
 import sqlite3
 import stat
 import threading
@@ -20,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import Conflict, DatabaseError
 from ..files import touch_private
-from .location import DatabaseURL, mask_url
+from .location import DatabaseURL
 
 APPLICATION_ID = 0x41435431  # "ACT1": tells an authctl database from any other SQLite file
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -30,6 +31,10 @@ PG_POOL_MAX = 50
 PG_CONNECT_TIMEOUT_S = 5.0
 POOL_WAIT_S = 1.0  # then one direct connection instead (see PostgresEngine.conn)
 STAMP_REUSE_S = 0.005  # how long the stamp read by a request's token lookup stands for that request
+
+#: The change stamp a request awaited before its synchronous checks (``stamp_given``): read after
+#: the request arrived, so its token lookup may take it instead of reading the stamp again.
+_GIVEN_STAMP: contextvars.ContextVar[Any] = contextvars.ContextVar("authctl_given_stamp", default=None)
 
 
 # --------------------------------------------------------------------------- dialect
@@ -265,6 +270,10 @@ class SqliteEngine:
     def read_stamp(self) -> tuple[int, int, int]:
         return self.change_stamp()
 
+    async def fresh_stamp(self) -> None:
+        """Nothing to await: a local file's stamp is read where it is needed, in microseconds."""
+        return None
+
     # ----------------------------------------------------------------- transactions
 
     def in_transaction(self) -> bool:
@@ -422,6 +431,7 @@ class PostgresEngine:
         self._serials = 0
         self._serial_lock = threading.Lock()
         self._direct: list[Any] = []  # connections made outside the pool (see ``conn``)
+        self._stamps: dict[Any, Any] = {}  # each event loop's stamp reader (``fresh_stamp``)
         import logging
 
         # the pool logs each failed attempt; with no logging set up Python would print those to stderr
@@ -575,6 +585,10 @@ class PostgresEngine:
     def close(self) -> None:
         self.local.conn = None
         with self._serial_lock:
+            readers, self._stamps = list(self._stamps.values()), {}
+        for reader in readers:
+            reader.close()
+        with self._serial_lock:
             direct, self._direct = self._direct, []
         for conn in direct:
             conn.close()
@@ -592,9 +606,9 @@ class PostgresEngine:
     def change_stamp(self) -> tuple[int, int, int]:
         """The stamp row moves on every committed write of any process.
 
-        The stamp a request's token lookup (``token_state``) just read serves that request's
-        later checks (access, settings) for ``STAMP_REUSE_S``: one round trip per request, as on
-        SQLite, and never older than the request itself."""
+        The stamp a request's token lookup (``token_state``) just read, or was given, serves that
+        request's later checks (access, settings) for ``STAMP_REUSE_S`` on this thread: one read per
+        request at most, as on SQLite."""
         fresh = getattr(self.local, "fresh", None)
         if fresh is not None and time.monotonic() - fresh[1] < STAMP_REUSE_S and not getattr(self.local, "depth", 0):
             return 0, fresh[0], 0
@@ -607,9 +621,31 @@ class PostgresEngine:
     token_row_cache = True  # a round trip costs more than the lookup it carries (Tokens.token_state)
 
     def read_stamp(self) -> tuple[int, int, int]:
-        """The stamp read now (never the reused one ``change_stamp`` may give); later checks of this
-        request reuse it as they would the token lookup's."""
+        """The stamp read now, or the one this request awaited since it arrived (``fresh_stamp``);
+        never the reused one ``change_stamp`` may give. Later checks of this request reuse it."""
+        given = _GIVEN_STAMP.get()
+        if given is not None:
+            return self.stamp_of(given)
         return self.stamp_of(self.execute(f"SELECT stamp FROM {PG_META}").fetchone()[0])
+
+    async def fresh_stamp(self) -> int | None:
+        """The stamp, read on the event loop after this call began; concurrent requests share reads.
+        ``None`` off asyncio (e.g. trio): the token lookup then reads it itself."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        stamps = self._stamps.get(loop)
+        if stamps is None:
+            from .stamps import PostgresStamps
+
+            with self._serial_lock:
+                for old in [old for old in self._stamps if old.is_closed()]:
+                    self._stamps.pop(old).close()
+                stamps = self._stamps.setdefault(loop, PostgresStamps(
+                    self.url, f"SELECT stamp FROM {PG_META}", int(PG_CONNECT_TIMEOUT_S),
+                    lambda exc: url_safe(self.url, exc)))
+        return await stamps.reads.fresh()
 
     # ----------------------------------------------------------------- transactions
 
@@ -683,6 +719,19 @@ class PostgresEngine:
 
         copy_database(self.url, destination)
         return destination
+
+
+@contextmanager
+def stamp_given(stamp: Any) -> Iterator[None]:
+    """Within: the token lookup takes ``stamp`` (awaited by ``fresh_stamp``) as the stamp read now."""
+    if stamp is None:
+        yield
+        return
+    marker = _GIVEN_STAMP.set(stamp)
+    try:
+        yield
+    finally:
+        _GIVEN_STAMP.reset(marker)
 
 
 def url_safe(url: DatabaseURL, exc: BaseException) -> str:

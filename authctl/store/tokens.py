@@ -15,8 +15,9 @@ from .users import USER_COLUMNS, user_record
 
 #: Per thread, on PostgreSQL: the answers of ``token_state`` by key, each with the stamp read
 #: in the same statement. Every committed write moves the stamp (``PostgresEngine.transaction``),
-#: so an answer is reused only after a fresh read of the stamp shows no commit since: one
-#: lighter round trip per request, never a stale answer.
+#: so an answer is reused only when a stamp read since the request arrived shows no commit
+#: since: a lighter read (on the app's request path, one awaited and shared, see
+#: ``store/stamps.py``), never a stale answer.
 TOKEN_ROW_CACHE_SIZE = 4096
 
 
