@@ -257,3 +257,30 @@ def test_a_killed_reader_connection_is_replaced_at_once_and_a_down_server_answer
     assert len(pids) == 3 and len(set(pids)) == 3  # each read after a kill came over a new connection
     assert refused.headers["retry-after"] == "5"
     assert refused.json() == {"detail": "authentication service unavailable"}
+
+
+def test_a_stamp_read_that_gets_no_answer_is_a_503_and_the_next_request_recovers(pg_app, monkeypatch) -> None:
+    """A server that accepts the read and never answers (here: a held table lock) answers 503 once
+    the bound passes, instead of holding every authenticated request; released, it answers 200."""
+    import psycopg
+
+    from authctl.store import engines
+
+    monkeypatch.setattr(engines, "STAMP_READ_TIMEOUT_S", 0.5)
+    app, url = pg_app
+
+    async def scenario() -> list[httpx.Response]:
+        with Store.open(url) as store:
+            suman = {"Authorization": "Bearer " + issue(store, "suman")}
+        async with _client(app) as client:
+            before = await client.get("/whoami", headers=suman)
+            with psycopg.connect(url.raw) as holder:  # one transaction, open until the block ends
+                holder.execute("LOCK TABLE authctl_schema IN ACCESS EXCLUSIVE MODE")
+                held = await client.get("/whoami", headers=suman)
+                holder.rollback()
+            after = await client.get("/whoami", headers=suman)
+        return [before, held, after]
+
+    before, held, after = run(scenario())
+    assert [r.status_code for r in (before, held, after)] == [200, 503, 200]
+    assert held.json() == {"detail": "authentication service unavailable"}

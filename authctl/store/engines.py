@@ -30,6 +30,7 @@ PG_META = "authctl_schema"  # PostgreSQL's stand-in for SQLite's application_id 
 PG_POOL_MAX = 50
 PG_CONNECT_TIMEOUT_S = 5.0
 POOL_WAIT_S = 1.0  # then one direct connection instead (see PostgresEngine.conn)
+STAMP_READ_TIMEOUT_S = 5.0  # an awaited stamp read (connecting included) that takes longer is a 503
 STAMP_REUSE_S = 0.005  # how long the stamp read by a request's token lookup stands for that request
 
 #: The change stamp a request awaited before its synchronous checks (``stamp_given``): read after
@@ -643,7 +644,7 @@ class PostgresEngine:
                 for old in [old for old in self._stamps if old.is_closed()]:
                     self._stamps.pop(old).close()
                 stamps = self._stamps.setdefault(loop, PostgresStamps(
-                    self.url, f"SELECT stamp FROM {PG_META}", int(PG_CONNECT_TIMEOUT_S),
+                    self.url, f"SELECT stamp FROM {PG_META}", STAMP_READ_TIMEOUT_S,
                     lambda exc: url_safe(self.url, exc)))
         return await stamps.reads.fresh()
 

@@ -61,17 +61,26 @@ class CoalescedReads:
 class PostgresStamps:
     """The stamp row of one PostgreSQL database, read on the running loop's own connection."""
 
-    def __init__(self, url: Any, query: str, connect_timeout: int, describe: Callable[[BaseException], str]):
+    def __init__(self, url: Any, query: str, timeout: float, describe: Callable[[BaseException], str]):
         self._url = url
         self._query = query
-        self._connect_timeout = connect_timeout
+        self._timeout = timeout
         self._describe = describe  # the engine's masked, one-line wording of a psycopg error
         self._conn: Any = None
         self.reads = CoalescedReads(self._read_once)
 
     async def _read_once(self) -> int:
-        """One read; a connection found dead (a server restart) is replaced and the read tried once
-        more, as ``PostgresEngine.execute`` does, so a recovered server answers the very next request."""
+        """One read, bounded: a server that does not answer (a partition, a held lock) is a
+        ``DatabaseError`` (a 503) after ``timeout`` seconds, not a request that hangs."""
+        try:
+            return await asyncio.wait_for(self._read_or_reconnect(), self._timeout)
+        except TimeoutError:
+            self.close()  # the cancelled statement leaves the connection mid-query: start afresh
+            raise DatabaseError(f"database unavailable (no answer in {self._timeout:g} s); try again") from None
+
+    async def _read_or_reconnect(self) -> int:
+        """A connection found dead (a server restart) is replaced and the read tried once more, as
+        ``PostgresEngine.execute`` does, so a recovered server answers the very next request."""
         import psycopg
 
         for attempt in (1, 2):
@@ -79,7 +88,7 @@ class PostgresStamps:
             try:
                 if fresh:
                     self._conn = await psycopg.AsyncConnection.connect(
-                        self._url.raw, autocommit=True, connect_timeout=self._connect_timeout)
+                        self._url.raw, autocommit=True, connect_timeout=max(1, int(self._timeout)))
                 cursor = await self._conn.execute(self._query, prepare=True)
                 row = await cursor.fetchone()
                 return int(row[0])
