@@ -119,3 +119,30 @@ def test_a_live_check_on_postgresql_runs_on_a_private_copy(pg_url: str) -> None:
 
     with Store.open(DatabaseURL(pg_url)) as store:
         assert data.get_student(store, 3) is not None  # the real row is untouched
+
+
+def _planner_rows(pg_url: str, table: str) -> float:
+    """PostgreSQL's own estimate of a table's rows: -1 until the table was first analyzed."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        return conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,)).fetchone()[0]
+
+
+def test_a_copy_into_postgresql_leaves_fresh_planner_statistics(tmp_path: Path, pg_url: str) -> None:
+    """A copied database is planned from its real size at once, not after autovacuum's next visit."""
+    source = Cli(tmp_path / "auth.db")
+    _seed(source)
+    assert source("db", "copy", str(tmp_path / "auth.db"), pg_url).exit_code == 0
+    assert _planner_rows(pg_url, "users") == 2
+    assert _planner_rows(pg_url, "audit_log") > 5
+
+
+def test_a_bulk_add_refreshes_statistics_and_a_small_one_does_not(pg_url: str) -> None:
+    from authctl.store.users import BULK_STATISTICS_ROWS
+
+    cli = Cli(DatabaseURL(pg_url))
+    assert cli("init").exit_code == 0
+    with Store.open(DatabaseURL(pg_url)) as store:
+        store.add_users([("few", None, [], False)])
+        assert _planner_rows(pg_url, "users") == -1  # one user: left to autovacuum
+        store.add_users([(f"user{i:05d}", None, [], False) for i in range(BULK_STATISTICS_ROWS)])
+    assert _planner_rows(pg_url, "users") == BULK_STATISTICS_ROWS + 1

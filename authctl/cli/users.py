@@ -105,7 +105,7 @@ def list_users(
             store.get_role(role)
         chosen = status.value if status is not None else None
         users = store.list_users(role=role, status=chosen, limit=limit, offset=offset)
-        total = len(store.list_users(role=role, status=chosen))
+        total = store.user_count(role=role, status=chosen)
     following = offset + len(users)
     render.emit({"users": [render.user_json(user) for user in users], "total": total,
                  "next_offset": following if following < total else None},

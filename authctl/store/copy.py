@@ -103,6 +103,7 @@ def copy_database(source: str | os.PathLike | Location, destination: str | os.Pa
                         for table in (*IDENTITY_TABLES, *(n for n in extra if APP_TABLES[n].get("pk") == "id")):
                             dst.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                         f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
+                dst.engine.refresh_statistics(list(plan))
                 tables = []
                 for table, columns in plan.items():
                     expected = table_digest(src, table, columns)

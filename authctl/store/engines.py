@@ -271,6 +271,9 @@ class SqliteEngine:
     def read_stamp(self) -> tuple[int, int, int]:
         return self.change_stamp()
 
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """Nothing to do: SQLite plans from the schema's indexes, not from gathered statistics."""
+
     async def fresh_stamp(self) -> None:
         """Nothing to await: a local file's stamp is read where it is needed, in microseconds."""
         return None
@@ -610,6 +613,9 @@ class PostgresEngine:
         The stamp a request's token lookup (``token_state``) just read, or was given, serves that
         request's later checks (access, settings) for ``STAMP_REUSE_S`` on this thread: one read per
         request at most, as on SQLite."""
+        given = _GIVEN_STAMP.get()
+        if given is not None and not getattr(self.local, "depth", 0):
+            return 0, given, 0
         fresh = getattr(self.local, "fresh", None)
         if fresh is not None and time.monotonic() - fresh[1] < STAMP_REUSE_S and not getattr(self.local, "depth", 0):
             return 0, fresh[0], 0
@@ -620,6 +626,11 @@ class PostgresEngine:
         return 0, value, 0
 
     token_row_cache = True  # a round trip costs more than the lookup it carries (Tokens.token_state)
+
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """ANALYZE after a bulk write: until autovacuum gets to a table that grew from a hundred rows
+        to a hundred thousand, the planner's guesses make a user lookup take twice as long."""
+        self.execute(f"ANALYZE {', '.join(tables)}")
 
     def read_stamp(self) -> tuple[int, int, int]:
         """The stamp read now, or the one this request awaited since it arrived (``fresh_stamp``);

@@ -13,6 +13,7 @@ from .base import Base
 from .records import Access, User
 
 ACCESS_CACHE_SIZE = 4096
+BULK_STATISTICS_ROWS = 1000  # from this many users added at once, PostgreSQL re-reads the tables' statistics
 
 USER_COLUMNS = (
     "u.id, u.uid, u.username, u.disabled, u.token_version, u.created_at, u.updated_at, "
@@ -138,22 +139,14 @@ class Users(Base):
                 self._insert_user(username, password_hash, [role_ids[r] for r in roles], disabled=disabled,
                                   now=now, password_changed_at=now)
             self._audit("user.import", f"{len(records)} users", {"count": len(records)})
+        if len(records) >= BULK_STATISTICS_ROWS:
+            self.engine.refresh_statistics(["users", "user_roles"])
         return len(records)
 
     def list_users(
         self, *, role: str | None = None, status: str | None = None, limit: int | None = None, offset: int = 0
     ) -> list[User]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if role is not None:
-            clauses.append("u.id IN (SELECT ur.user_id FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = ?)")
-            params.append(role)
-        if status is not None:
-            if status not in ("active", "disabled"):
-                raise InvalidInput(f"unknown status {status[:20]!r}: use active or disabled")
-            clauses.append("u.disabled = ?")
-            params.append(int(status == "disabled"))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _user_filter(role, status)
         if limit is None:
             sql = f"SELECT {USER_COLUMNS} FROM users u {where} ORDER BY u.username_key LIMIT {self.engine.no_limit} OFFSET ?"
             rows = self._x(sql, (*params, offset))
@@ -260,5 +253,22 @@ class Users(Base):
                 permissions.setdefault(permission, role)
         return Access(direct_roles=user.roles, roles=roles, permissions=permissions)
 
-    def user_count(self) -> int:
-        return self._x("SELECT count(*) FROM users").fetchone()[0]
+    def user_count(self, *, role: str | None = None, status: str | None = None) -> int:
+        """How many users ``list_users`` would list with the same filters, counted by the database."""
+        where, params = _user_filter(role, status)
+        return self._x(f"SELECT count(*) FROM users u {where}", params).fetchone()[0]
+
+
+def _user_filter(role: str | None, status: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a user listing: direct role, active or disabled."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if role is not None:
+        clauses.append("u.id IN (SELECT ur.user_id FROM user_roles ur JOIN roles r ON r.id = ur.role_id WHERE r.name = ?)")
+        params.append(role)
+    if status is not None:
+        if status not in ("active", "disabled"):
+            raise InvalidInput(f"unknown status {status[:20]!r}: use active or disabled")
+        clauses.append("u.disabled = ?")
+        params.append(int(status == "disabled"))
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
