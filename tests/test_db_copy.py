@@ -146,3 +146,11 @@ def test_a_bulk_add_refreshes_statistics_and_a_small_one_does_not(pg_url: str) -
         assert _planner_rows(pg_url, "users") == -1  # one user: left to autovacuum
         store.add_users([(f"user{i:05d}", None, [], False) for i in range(BULK_STATISTICS_ROWS)])
     assert _planner_rows(pg_url, "users") == BULK_STATISTICS_ROWS + 1
+
+
+def test_a_missing_source_is_named_as_the_copy_s_and_nothing_is_created(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "unused.db")
+    result = cli("db", "copy", str(tmp_path / "missing.db"), str(tmp_path / "copy.db"))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: no authctl database at {tmp_path / 'missing.db'}: nothing to copy\n"
+    assert not (tmp_path / "copy.db").exists() and not (tmp_path / "unused.db").exists()

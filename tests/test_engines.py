@@ -309,3 +309,27 @@ def test_the_integration_on_each_engine(engine_cli: Cli) -> None:
     finally:
         client.app.state.auth.close()
         client.close()
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_without_postgresql_its_cases_skip_with_the_reason_and_fail_under_ci(tmp_path: Path, ci: bool) -> None:
+    """A developer without PostgreSQL is told why its cases skipped; CI (CI=true) never skips them."""
+    import os
+
+    (tmp_path / "conftest.py").write_text(
+        "import tests.pgcluster\n"
+        "tests.pgcluster.bin_dir = lambda: None  # a machine without Debian's postgresql package\n"
+        "from tests.conftest import pg_server  # noqa: F401\n")
+    (tmp_path / "test_needs_pg.py").write_text("def test_needs_pg(pg_server):\n    assert pg_server\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTHCTL_TEST_PG", "CI")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    if ci:
+        env["CI"] = "true"
+    inner = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    reason = "no PostgreSQL server: set AUTHCTL_TEST_PG=postgresql://... or apt-get install postgresql"
+    assert reason in inner.stdout, inner.stdout[-2000:]
+    if ci:
+        assert inner.returncode == 1 and "1 error" in inner.stdout
+    else:
+        assert inner.returncode == 0 and "1 skipped" in inner.stdout

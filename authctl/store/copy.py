@@ -83,7 +83,15 @@ def copy_database(source: str | os.PathLike | Location, destination: str | os.Pa
     dst_location = destination if isinstance(destination, DatabaseURL) else resolve_db_path(destination)
     if str(src_location) == str(dst_location) and type(src_location) is type(dst_location):
         raise DatabaseError("source and destination are the same database")
-    with Store.open(src_location) as src:
+    try:
+        opened: Store | None = Store.open(src_location)
+    except DatabaseError as exc:
+        if exc.hint != "db":  # a foreign or corrupt file, a server that is down: its own words
+            raise
+        opened = None  # raised below, outside this block: `init` and --db are no advice for a copy's source
+    if opened is None:
+        raise DatabaseError(f"no authctl database at {src_location}: nothing to copy")
+    with opened as src:
         dst = Store.create(dst_location)  # refuses an existing file or a non-empty PostgreSQL database
         try:
             with src.engine.transaction():  # the source held still while it is read (writers wait)

@@ -657,7 +657,7 @@ class PostgresEngine:
                 stamps = self._stamps.setdefault(loop, PostgresStamps(
                     self.url, f"SELECT stamp FROM {PG_META}", STAMP_READ_TIMEOUT_S,
                     lambda exc: url_safe(self.url, exc)))
-        return await stamps.reads.fresh()
+        return await stamps.fresh()
 
     # ----------------------------------------------------------------- transactions
 

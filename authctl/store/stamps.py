@@ -24,7 +24,7 @@ class CoalescedReads:
         self._read = read
         self._waiting: list[asyncio.Future[Any]] = []
         self._reader: asyncio.Task[None] | None = None
-        self.reads = 0  # reads made, for tests and benchmarks: fewer than the callers under load
+        self.reads = 0  # reads made: under load, far fewer than the callers
 
     async def fresh(self) -> Any:
         """A value read after this call began."""
@@ -67,7 +67,11 @@ class PostgresStamps:
         self._timeout = timeout
         self._describe = describe  # the engine's masked, one-line wording of a psycopg error
         self._conn: Any = None
-        self.reads = CoalescedReads(self._read_once)
+        self._shared = CoalescedReads(self._read_once)
+
+    async def fresh(self) -> int:
+        """The stamp, from a read that began after this call (shared with whoever else waits for it)."""
+        return await self._shared.fresh()
 
     async def _read_once(self) -> int:
         """One read, bounded: a server that does not answer (a partition, a held lock) is a
