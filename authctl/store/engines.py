@@ -8,7 +8,6 @@ marker and the write lock of PostgreSQL — lives here and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import sqlite3
@@ -643,6 +642,8 @@ class PostgresEngine:
     async def fresh_stamp(self) -> int | None:
         """The stamp, read on the event loop after this call began; concurrent requests share reads.
         ``None`` off asyncio (e.g. trio): the token lookup then reads it itself."""
+        import asyncio  # here, not at the top: every CLI command imports this module
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
