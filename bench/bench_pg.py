@@ -56,8 +56,9 @@ def _server_url():
         cluster.stop()
 
 
-def _fresh_database(server: str):
-    """A DatabaseURL on a new schema of ``server`` (an empty database for authctl)."""
+def _fresh_database(server: str, cleanup: contextlib.ExitStack):
+    """A DatabaseURL on a new schema of ``server`` (an empty database for authctl), dropped again
+    when ``cleanup`` closes: a server of your own (AUTHCTL_BENCH_PG) keeps nothing of the run."""
     import psycopg
 
     from authctl.store import DatabaseURL
@@ -65,6 +66,12 @@ def _fresh_database(server: str):
     name = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
+
+    def drop() -> None:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+    cleanup.callback(drop)
     return DatabaseURL(f"{server}{'&' if '?' in server else '?'}options=-csearch_path%3D{name}")
 
 
@@ -95,10 +102,10 @@ def _stamp_reads(db: Any) -> int:
             "WHERE relname = 'authctl_schema' AND schemaname = current_schema()").fetchone()[0]
 
 
-def app_rows(server: str, quick: bool) -> list[dict[str, Any]]:
+def app_rows(server: str, quick: bool, cleanup: contextlib.ExitStack) -> list[dict[str, Any]]:
     rounds, slice_s, connections = (2, 0.5, 16) if quick else (6, 1.0, 32)
     with tempfile.TemporaryDirectory(prefix="authctl-bench-pg-") as tmp:
-        sqlite_db, pg_db = Path(tmp) / "bench.db", _fresh_database(server)
+        sqlite_db, pg_db = Path(tmp) / "bench.db", _fresh_database(server, cleanup)
         for db in (sqlite_db, pg_db):
             bench_app._prepare(db, None)
         ports = {"sqlite": bench_app._free_port(), "postgresql": bench_app._free_port(),
@@ -157,11 +164,11 @@ def app_rows(server: str, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def store_rows(server: str, quick: bool) -> list[dict[str, Any]]:
+def store_rows(server: str, quick: bool, cleanup: contextlib.ExitStack) -> list[dict[str, Any]]:
     from bench_store import COMMANDS, LARGE, SMALL
 
     rounds, seconds = (8, 20.0) if quick else (24, 80.0)
-    databases = {SMALL: _fresh_database(server), LARGE: _fresh_database(server)}
+    databases = {SMALL: _fresh_database(server, cleanup), LARGE: _fresh_database(server, cleanup)}
     insert_s = 0.0
     for size, db in databases.items():
         benchlib.init_demo(db)
@@ -187,8 +194,8 @@ def store_rows(server: str, quick: bool) -> list[dict[str, Any]]:
 
 def run(quick: bool = False, store: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Every PostgreSQL figure in one run (``store=False``: the request path and replicas only)."""
-    with _server_url() as server:
-        return {"app": app_rows(server, quick), "store": store_rows(server, quick) if store else []}
+    with _server_url() as server, contextlib.ExitStack() as cleanup:
+        return {"app": app_rows(server, quick, cleanup), "store": store_rows(server, quick, cleanup) if store else []}
 
 
 def _table(app: list[dict[str, Any]], store: list[dict[str, Any]]) -> str:

@@ -108,6 +108,13 @@ def demo_db(demo: Cli) -> Path:
 PG_ENV = "AUTHCTL_TEST_PG"
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip, saying why, on a developer's machine; fail under CI=true, where nothing may skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A PostgreSQL server for the tests: ``AUTHCTL_TEST_PG``, else a throwaway cluster started here
@@ -120,10 +127,7 @@ def pg_server():
     from tests import pgcluster
 
     if pgcluster.bin_dir() is None:
-        reason = f"no PostgreSQL server: set {PG_ENV}=postgresql://... or apt-get install postgresql"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_unless_ci(f"no PostgreSQL server: set {PG_ENV}=postgresql://... or apt-get install postgresql")
     cluster = pgcluster.temporary()
     try:
         yield cluster.start()

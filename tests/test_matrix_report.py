@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.apphelpers import DEMO_PASSWORDS, make_demo_db
-from tests.conftest import STRONG, Cli
+from tests.conftest import STRONG, Cli, skip_unless_ci
 
 SCRIPT_USER = "<script>document.title='pwned'</script>"
 IMG_USER = "<img/src=x/onerror=alert(1)>"
@@ -50,7 +50,7 @@ def chromium() -> str | None:
 def browser(*args: str) -> subprocess.CompletedProcess:
     binary = chromium()
     if binary is None:
-        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
+        skip_unless_ci("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
     return subprocess.run([binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                            "--disable-extensions", *args], capture_output=True, text=True, timeout=120)
 

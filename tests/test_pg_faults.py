@@ -12,7 +12,7 @@ import pytest
 from authctl.errors import DatabaseError
 from authctl.store import DatabaseURL, Store
 
-from .conftest import STRONG, Cli
+from .conftest import STRONG, Cli, skip_unless_ci
 from .serving import running_server
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def test_server_answers_503_while_postgresql_is_down_and_recovers_without_a_rest
     from tests import pgcluster
 
     if pgcluster.bin_dir() is None:
-        pytest.skip("needs PostgreSQL's own binaries to stop and start a server")
+        skip_unless_ci("needs PostgreSQL's own binaries to stop and start a server")
     cluster = pgcluster.temporary()
     try:
         db = DatabaseURL(cluster.start())
