@@ -221,10 +221,6 @@ class Auth:
         """Seconds to wait before checking a password for a name with ``failures`` failures."""
         return self.sessions.login_delay(failures)
 
-    @property
-    def _sleep(self) -> Callable[[float], Awaitable[Any]]:
-        return self.sessions.sleep
-
     async def login(self, username: str, password: str) -> "TokenPair | None":
         """Check a password and issue a token pair; ``None`` for every kind of failure alike."""
         return await self.sessions.login(username, password)

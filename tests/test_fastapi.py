@@ -462,7 +462,7 @@ def test_backoff_after_five_failures_grows_and_is_capped(client, sleeps):
 
 def test_backoff_uses_asyncio_sleep_by_default(demo_db):
     auth = Auth(db=demo_db)
-    assert auth._sleep is asyncio.sleep
+    assert auth.sessions.sleep is asyncio.sleep
     assert auth.login_delay(4) == 0 and auth.login_delay(5) == 0.25 and auth.login_delay(100) == 8.0
 
 
