@@ -224,22 +224,24 @@ def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return {key: parse_setting(key, value) for key, value in overrides.items() if value is not None}
 
 
+def _source(key: str, stored: Mapping[str, Any], overrides: Mapping[str, Any] | None,
+            environ: Mapping[str, str]) -> str:
+    """Where one setting comes from, first found wins: option, env AUTHCTL_X, stored, default."""
+    if overrides and overrides.get(key) is not None:
+        return "option"
+    if environ.get(env_name(key)) is not None:
+        return f"env {env_name(key)}"
+    return "stored" if key in stored else "default"
+
+
 def sources(
     stored: Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Where each effective setting comes from, in ``resolve``'s order: option, env AUTHCTL_X, stored, default."""
+    """Where each effective setting comes from (what ``resolve`` takes)."""
     environ = os.environ if environ is None else environ
-    found: dict[str, str] = {}
-    for key in SPECS:
-        if overrides and overrides.get(key) is not None:
-            found[key] = "option"
-        elif environ.get(env_name(key)) is not None:
-            found[key] = f"env {env_name(key)}"
-        else:
-            found[key] = "stored" if key in stored else "default"
-    return found
+    return {key: _source(key, stored, overrides, environ) for key in SPECS}
 
 
 def resolve(
@@ -250,13 +252,13 @@ def resolve(
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for key in SPECS:
-        env_value = environ.get(env_name(key))
-        if overrides and overrides.get(key) is not None:
-            values[key] = parse_setting(key, overrides[key])
-        elif env_value is not None:
-            values[key] = _parse_env(key, env_value)
-        elif key in stored:
+        source = _source(key, stored, overrides, environ)
+        if source == "option":
+            values[key] = parse_setting(key, (overrides or {})[key])
+        elif source == "stored":
             values[key] = parse_setting(key, stored[key])
+        elif source != "default":  # env AUTHCTL_X
+            values[key] = _parse_env(key, environ[env_name(key)])
     settings = Settings(**values)
     if settings.access_ttl > settings.max_ttl or settings.refresh_ttl > settings.max_ttl:
         raise InvalidInput("access_ttl and refresh_ttl must not exceed max_ttl")
