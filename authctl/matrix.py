@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .errors import InvalidInput
+from .names import nearest
 from .explain import SAFE_METHODS
 from .policy import Outcome
 
@@ -510,13 +511,6 @@ def _user_key(name: str) -> str:
         return name
 
 
-def _nearest(name: str, candidates: Iterable[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def apply_expectations(
     cells: list[Cell], expectations: Mapping[tuple[str, str], Mapping[str, Outcome]], *,
     users: list[str] | None = None, strict: bool = False,
@@ -536,13 +530,13 @@ def apply_expectations(
     for (method, template), expected_users in expectations.items():
         if (method, template) not in known:
             raise InvalidInput(f"expectation for {method} {template} matches no route"
-                               + _nearest(f"{method} {template}", [f"{m} {t}" for m, t in sorted(known)]))
+                               + nearest(f"{method} {template}", [f"{m} {t}" for m, t in sorted(known)]))
         covered.add((method, template))
         for user, expected in expected_users.items():
             name = by_key.get(_user_key(user))
             if name is None:
                 raise InvalidInput(f"expectation for {method} {template} names user {user!r}, who is not in the matrix"
-                                   + _nearest(user, users))
+                                   + nearest(user, users))
             cell = index.get((method, template, name))
             if cell is not None:
                 cell.expected = expected

@@ -404,3 +404,10 @@ def test_probe_escapes_a_hostile_servers_terminal_controls(demo: Cli) -> None:
             assert raw not in result.stdout, repr(raw)
         assert "\\x1b" in result.stdout and "\\u202e" in result.stdout
     assert "\\x9b" in outputs[0].stdout  # in the header too
+
+
+def test_expectation_for_an_unknown_user_with_no_near_name_lists_the_known_ones(demo: Cli, tmp_path: Path) -> None:
+    """The matrix says what it knows, as the policy file does (one ``names.nearest``)."""
+    result = demo("matrix", "--expect", _expect(tmp_path, '["DELETE /student/{id}"]\nzzzz = 403\n'))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "'zzzz', who is not in the matrix (known: anonymous, priya, rahul, suman)" in result.stderr
