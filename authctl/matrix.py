@@ -351,19 +351,6 @@ def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | N
 # --------------------------------------------------------------------------- OpenAPI (apps without the integration)
 
 
-def openapi_routes(spec: Mapping[str, Any], params: Mapping[str, str], notes: list[str] | None = None) -> list[Route]:
-    """Routes of a foreign app from its OpenAPI document; path parameters from examples, types or --param.
-
-    A route whose path parameter has no usable sample is left out with a line in ``notes``.
-    """
-    from . import openapi as spec_reader
-
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("paths"), Mapping):
-        raise InvalidInput("the server's OpenAPI document has no paths")
-    found = (_spec_route(operation, params, notes) for operation in spec_reader.operations(spec))
-    return [route for route in found if route is not None]
-
-
 def _spec_route(operation: Any, params: Mapping[str, str], notes: list[str] | None) -> Route | None:
     """The matrix's route for one ``openapi.Operation`` (``None``: a path parameter cannot be filled)."""
     from . import openapi as spec_reader
@@ -409,12 +396,6 @@ def spec_cells(store: "Store", operations: list[Any], users: list[str], params: 
                 cell.missing_scopes = tuple(decision.missing_scopes)
             cells.append(cell)
     return cells
-
-
-def observed_cells(store: "Store", routes_: list[Route], users: list[str], target: Any = None) -> list[Cell]:
-    subjects = {user: _subject(store, user, None, target) for user in users}
-    return [Cell(route, user, None, token=subjects[user].token, credential=subjects[user].credential)
-            for route in routes_ for user in users]
 
 
 # --------------------------------------------------------------------------- live and expectations

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from .errors import Conflict, InvalidInput
 from .names import nearest, new_username, quoted, username_key, validate_permission, validate_role

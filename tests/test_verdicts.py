@@ -324,7 +324,7 @@ def test_path_parameters_get_a_valid_sample_of_their_type(demo: Cli, module, tmp
 
 
 def test_openapi_formats_give_typed_samples() -> None:
-    from authctl import matrix
+    from authctl import matrix, openapi
     from authctl.routes import UUID_SAMPLE
 
     def operation(schema: dict) -> dict:
@@ -336,10 +336,12 @@ def test_openapi_formats_give_typed_samples() -> None:
         "/p/{x}": operation({"type": "string", "pattern": "^[A-Z]{3}$"}),
     }}
     notes: list[str] = []
-    paths = {r.template: r.path for r in matrix.openapi_routes(spec, {}, notes)}
+    found = [matrix._spec_route(operation, {}, notes) for operation in openapi.operations(spec)]
+    paths = {r.template: r.path for r in found if r is not None}
     assert paths == {"/u/{x}": f"/u/{UUID_SAMPLE}", "/i/{x}": "/i/1", "/f/{x}": "/f/1.5", "/e/{x}": "/e/red"}
     assert notes == ["GET /p/{x} skipped: no valid sample for {x}: give --param x=VALUE"]
-    assert matrix.openapi_routes(spec, {"x": "ABC"})[-1].path == "/p/ABC"
+    given = [matrix._spec_route(operation, {"x": "ABC"}, None) for operation in openapi.operations(spec)]
+    assert given[-1] is not None and given[-1].path == "/p/ABC"
 
 
 # --------------------------------------------------------------------------- probe
