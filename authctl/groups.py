@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from .errors import InvalidInput
 from .matrix import ANONYMOUS, Cell, decided_cell
 
 if TYPE_CHECKING:
@@ -155,7 +154,7 @@ def build(store: "Store", *, users: list[str] | None = None, app_spec: str | Non
           params: Mapping[str, str] | None = None, **observe: Any) -> "MatrixResult":
     """``matrix.build`` with one column per group.
 
-    Offline only (no ``live``, ``url``, ``openapi``, ``expectations`` or ``target``): one
+    Offline only (no ``live``, ``url``, ``openapi``, ``expectations``, ``strict`` or ``target``): one
     decision per group and route. Otherwise every user's cells are built and observed as
     usual, then merged where they are the same (``_merge_cells``): a target speaks per-user
     credentials (``sub``, scopes) that the role set does not capture.
@@ -163,14 +162,12 @@ def build(store: "Store", *, users: list[str] | None = None, app_spec: str | Non
     from . import matrix, routes
 
     records = _records(store, users)
-    if any(observe.get(name) for name in ("live", "url", "openapi", "expectations", "target")):
+    if any(observe.get(name) for name in ("live", "url", "openapi", "expectations", "target", "strict")):
         names = [user.username for user in records] + [ANONYMOUS]
         result = matrix.build(store, users=names, app_spec=app_spec, params=params, **observe)
         result.groups, result.cells = _merge_cells(result.cells, group_users(records))
         result.users = [group.name for group in result.groups]
         return result
-    if observe.get("strict"):
-        raise InvalidInput("strict checking needs expectations", hint="strict")
     notes: list[str] = []
     app = routes.load_app(app_spec)
     decidable = matrix.decidable_routes(app, params or {}, notes)

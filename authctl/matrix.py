@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .errors import InvalidInput
+from .names import nearest
 from .explain import SAFE_METHODS
 from .policy import Outcome
 
@@ -350,19 +351,6 @@ def _expect(cells: list[Cell], users: list[str], expectations: "Expectations | N
 # --------------------------------------------------------------------------- OpenAPI (apps without the integration)
 
 
-def openapi_routes(spec: Mapping[str, Any], params: Mapping[str, str], notes: list[str] | None = None) -> list[Route]:
-    """Routes of a foreign app from its OpenAPI document; path parameters from examples, types or --param.
-
-    A route whose path parameter has no usable sample is left out with a line in ``notes``.
-    """
-    from . import openapi as spec_reader
-
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("paths"), Mapping):
-        raise InvalidInput("the server's OpenAPI document has no paths")
-    found = (_spec_route(operation, params, notes) for operation in spec_reader.operations(spec))
-    return [route for route in found if route is not None]
-
-
 def _spec_route(operation: Any, params: Mapping[str, str], notes: list[str] | None) -> Route | None:
     """The matrix's route for one ``openapi.Operation`` (``None``: a path parameter cannot be filled)."""
     from . import openapi as spec_reader
@@ -408,12 +396,6 @@ def spec_cells(store: "Store", operations: list[Any], users: list[str], params: 
                 cell.missing_scopes = tuple(decision.missing_scopes)
             cells.append(cell)
     return cells
-
-
-def observed_cells(store: "Store", routes_: list[Route], users: list[str], target: Any = None) -> list[Cell]:
-    subjects = {user: _subject(store, user, None, target) for user in users}
-    return [Cell(route, user, None, token=subjects[user].token, credential=subjects[user].credential)
-            for route in routes_ for user in users]
 
 
 # --------------------------------------------------------------------------- live and expectations
@@ -510,13 +492,6 @@ def _user_key(name: str) -> str:
         return name
 
 
-def _nearest(name: str, candidates: Iterable[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def apply_expectations(
     cells: list[Cell], expectations: Mapping[tuple[str, str], Mapping[str, Outcome]], *,
     users: list[str] | None = None, strict: bool = False,
@@ -536,13 +511,13 @@ def apply_expectations(
     for (method, template), expected_users in expectations.items():
         if (method, template) not in known:
             raise InvalidInput(f"expectation for {method} {template} matches no route"
-                               + _nearest(f"{method} {template}", [f"{m} {t}" for m, t in sorted(known)]))
+                               + nearest(f"{method} {template}", [f"{m} {t}" for m, t in sorted(known)]))
         covered.add((method, template))
         for user, expected in expected_users.items():
             name = by_key.get(_user_key(user))
             if name is None:
                 raise InvalidInput(f"expectation for {method} {template} names user {user!r}, who is not in the matrix"
-                                   + _nearest(user, users))
+                                   + nearest(user, users))
             cell = index.get((method, template, name))
             if cell is not None:
                 cell.expected = expected

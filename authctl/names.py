@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import InvalidInput
 
@@ -18,6 +18,17 @@ def quoted(value: object) -> str:
     """A short, escaped rendering of untrusted input for error messages (40 characters at most)."""
     text = str(value)
     return repr(text[:40] + ("…" if len(text) > 40 else ""))
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or the list of known names (a dozen at most)."""
+    import difflib
+
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(known)})" if known and len(known) <= 12 else ""
 
 
 def normalize_username(name: str) -> str:

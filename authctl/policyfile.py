@@ -19,14 +19,13 @@ without it ``apply`` refuses, naming ``authctl target add``.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from .errors import Conflict, InvalidInput
-from .names import new_username, quoted, username_key, validate_permission, validate_role
+from .names import nearest, new_username, quoted, username_key, validate_permission, validate_role
 
 if TYPE_CHECKING:
     from .matrix import Expectations
@@ -73,15 +72,6 @@ class Policy:
         from . import matrix
 
         return matrix.expectations_from(self.expect, "the policy")
-
-
-def nearest(name: str, known: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest known name, or the list of known names."""
-    known = sorted(set(known))
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (known: {', '.join(known)})" if known and len(known) <= 12 else ""
 
 
 # --------------------------------------------------------------------------- reading

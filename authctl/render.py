@@ -946,7 +946,8 @@ def who_can_report(result: "WhoCan") -> None:
         console.print(table)
     else:
         console.print(text(f"no user is allowed ({len(result.users)} users)", "bold red"))
-    console.print(text("roles that allow it: " + (", ".join(result.roles) or "none"), "dim"))
+    roles = "decided by the app's code" if result.roles is None else (", ".join(result.roles) or "none")
+    console.print(text("roles that allow it: " + roles, "dim"))
     refused: dict[Any, int] = {}
     for answer in result.users:
         if answer.outcome.value != "allowed":

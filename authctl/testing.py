@@ -138,7 +138,7 @@ def _failure_message(cell: "Cell", live: bool) -> str | None:
         return None
     expected = matrix.expectation_text(cell.expected)
     if live and cell.live is None:
-        return f"{where}: expected {expected}, not sent (a mutating method: allow it with unsafe)"
+        return f"{where}: expected {expected}, not sent ({cell.not_sent or 'no answer'})"
     if cell.agrees is False:
         return f"{where}: the app answered {cell.live_status}, the offline decision is {cell.decision}"
     if cell.meets_expectation is False:

@@ -3,7 +3,9 @@
 Each user is decided by the same engine as ``check`` and the server (``routes.decide``), with a
 token minted as the app would receive it, so the answer for every user is ``check``'s answer.
 The roles are read from the route's requirements: a role allows the route when its effective
-permissions (inherited ones included) satisfy every requirement on it.
+permissions (inherited ones included) satisfy every requirement on it. A route the app's own code
+secures (fastapi.security schemes, scopes, guards) has no authctl requirement to read, so its roles
+are unknown (``None``), never every role.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class WhoCan:
     path: str
     route: "RouteInfo"
     anonymous: "Decision"
-    roles: list[str]  # roles that allow the route (None-requirement routes: every role)
+    roles: list[str] | None  # roles that allow the route; None: the app's own code decides (unknown)
     users: list[UserAnswer]
 
     @property
@@ -70,8 +72,14 @@ def who_can(store: "Store", app: Any, method: str, path: str) -> WhoCan:
     return WhoCan(method, path, info, anonymous, _roles_allowing(store, info), answers)
 
 
-def _roles_allowing(store: "Store", info: "RouteInfo") -> list[str]:
-    """Roles whose effective permissions satisfy every permission requirement of the route."""
+def _roles_allowing(store: "Store", info: "RouteInfo") -> list[str] | None:
+    """Roles whose effective permissions satisfy every permission requirement of the route.
+
+    ``None`` when the app's own security decides: it has no permission requirement, and
+    ``all([])`` would claim every role.
+    """
+    if info.is_native:
+        return None
     needed = [r for r in info.requirements if r.kind == "permission"]
     allowing = []
     for role in store.list_roles():

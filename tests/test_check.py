@@ -272,7 +272,7 @@ def test_foreign_app_routes_from_openapi_observed_only(demo: Cli) -> None:
     """An app without authctl's integration: routes from its OpenAPI, cells observed, expectations checked."""
     from fastapi import FastAPI, Header, HTTPException
 
-    from authctl import matrix
+    from authctl import matrix, openapi
 
     foreign = FastAPI()
 
@@ -283,9 +283,8 @@ def test_foreign_app_routes_from_openapi_observed_only(demo: Cli) -> None:
         return {"item": item_id}
 
     with Store.open(demo.db) as store:
-        routes = matrix.openapi_routes(foreign.openapi(), {})
-        assert [(r.method, r.path) for r in routes] == [("GET", "/items/1")]
-        cells = matrix.observed_cells(store, routes, ["rahul", "anonymous"])
+        cells = matrix.spec_cells(store, openapi.operations(foreign.openapi()), ["rahul", "anonymous"], {})
+    assert [(c.route.method, c.route.path) for c in cells] == [("GET", "/items/1")] * 2
     matrix.attach_live(cells, app=foreign)
     assert [(c.user, c.live_status, c.decision) for c in cells] == [("rahul", 200, None), ("anonymous", 401, None)]
     matrix.apply_expectations(cells, {("GET", "/items/{item_id}"): {"anonymous": matrix.Outcome.ALLOWED}})

@@ -106,3 +106,14 @@ def test_good_values_from_the_environment_are_used(seeded: Cli, monkeypatch) -> 
     shown = seeded("config", "show", "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["settings"]["leeway"] == 60
     assert json.loads(shown.stdout)["sources"]["leeway"] == "env AUTHCTL_LEEWAY"
+
+
+def test_unset_setting_refuses_what_breaks_a_cross_check_and_writes_nothing(store) -> None:
+    """The store checks an unset as it checks a set (``policy apply --prune`` calls it, not the CLI)."""
+    store.set_setting("refresh_ttl", "1d")
+    store.set_setting("max_ttl", "1d")
+    with pytest.raises(InvalidInput, match="max_ttl"):
+        store.unset_setting("refresh_ttl")  # the default 7d is above max_ttl 1d
+    assert store.stored_settings()["refresh_ttl"] == 86400
+    assert store.audit_log(action="config.unset") == []
+    assert store.unset_setting("max_ttl") and store.unset_setting("refresh_ttl")  # defaults agree with each other

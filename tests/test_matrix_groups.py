@@ -194,3 +194,13 @@ def test_progress_bar_stays_hidden_on_a_run_that_ends_before_it_is_due(monkeypat
         for done in range(1, 5):
             progress(done, 4)
     assert terminal.buffer.getvalue() == ""
+
+
+def test_strict_without_expectations_is_refused_by_the_library_too(demo: Cli) -> None:
+    """Callers other than the CLI (which says it as a usage error) get the one check in ``matrix.build``."""
+    from authctl.errors import InvalidInput
+
+    with Store.open(demo.db) as store:
+        for build in (matrix.build, groups.build):
+            with pytest.raises(InvalidInput, match="strict checking needs expectations"):
+                build(store, users=None, strict=True)

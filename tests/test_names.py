@@ -81,3 +81,11 @@ def test_anonymous_is_reserved_for_requests_without_a_token(name: str) -> None:
     with pytest.raises(InvalidInput, match="reserved"):
         new_username(name)
     assert normalize_username("anonymous") == "anonymous"  # looking it up is still fine
+
+
+def test_nearest_names_the_closest_known_name_or_lists_the_known_ones() -> None:
+    from authctl.names import nearest
+
+    assert nearest("studnet", ["admin", "student"]) == " (did you mean 'student'?)"
+    assert nearest("zzz", ["student", "admin"]) == " (known: admin, student)"
+    assert nearest("zzz", [f"role{i:02}" for i in range(13)]) == ""  # too many to list

@@ -421,3 +421,12 @@ def test_policy_test_ignores_targets_it_has_no_secret_for(with_targets: Cli, tmp
     text = with_targets("policy", "export").stdout + '\n[expect."DELETE /student/{id}"]\nrahul = 403\n'
     result = with_targets("policy", "test", str(write(tmp_path, text, "t.toml")))
     assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_policy_test_live_says_why_each_cell_was_not_sent(cli: Cli, tmp_path: Path) -> None:
+    """On the bundled app (unsafe is on) POST /token is unsent because it needs a body, not because it mutates."""
+    text = ARTICLE.split("[expect.")[0] + '[expect."POST /token"]\nanonymous = "allow"\n'
+    result = cli("policy", "test", str(write(tmp_path, text)), "--live")
+    assert result.exit_code == 6, result.stdout + result.stderr
+    assert "POST /token as anonymous: expected allow, not sent (the route needs a request body" in result.stdout
+    assert "mutating" not in result.stdout

@@ -324,7 +324,7 @@ def test_path_parameters_get_a_valid_sample_of_their_type(demo: Cli, module, tmp
 
 
 def test_openapi_formats_give_typed_samples() -> None:
-    from authctl import matrix
+    from authctl import matrix, openapi
     from authctl.routes import UUID_SAMPLE
 
     def operation(schema: dict) -> dict:
@@ -336,10 +336,12 @@ def test_openapi_formats_give_typed_samples() -> None:
         "/p/{x}": operation({"type": "string", "pattern": "^[A-Z]{3}$"}),
     }}
     notes: list[str] = []
-    paths = {r.template: r.path for r in matrix.openapi_routes(spec, {}, notes)}
+    found = [matrix._spec_route(operation, {}, notes) for operation in openapi.operations(spec)]
+    paths = {r.template: r.path for r in found if r is not None}
     assert paths == {"/u/{x}": f"/u/{UUID_SAMPLE}", "/i/{x}": "/i/1", "/f/{x}": "/f/1.5", "/e/{x}": "/e/red"}
     assert notes == ["GET /p/{x} skipped: no valid sample for {x}: give --param x=VALUE"]
-    assert matrix.openapi_routes(spec, {"x": "ABC"})[-1].path == "/p/ABC"
+    given = [matrix._spec_route(operation, {"x": "ABC"}, None) for operation in openapi.operations(spec)]
+    assert given[-1] is not None and given[-1].path == "/p/ABC"
 
 
 # --------------------------------------------------------------------------- probe
@@ -404,3 +406,10 @@ def test_probe_escapes_a_hostile_servers_terminal_controls(demo: Cli) -> None:
             assert raw not in result.stdout, repr(raw)
         assert "\\x1b" in result.stdout and "\\u202e" in result.stdout
     assert "\\x9b" in outputs[0].stdout  # in the header too
+
+
+def test_expectation_for_an_unknown_user_with_no_near_name_lists_the_known_ones(demo: Cli, tmp_path: Path) -> None:
+    """The matrix says what it knows, as the policy file does (one ``names.nearest``)."""
+    result = demo("matrix", "--expect", _expect(tmp_path, '["DELETE /student/{id}"]\nzzzz = 403\n'))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "'zzzz', who is not in the matrix (known: anonymous, priya, rahul, suman)" in result.stderr

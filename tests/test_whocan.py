@@ -76,3 +76,18 @@ def test_role_graph_formats_show_inheritance_and_grants(seeded) -> None:
 def test_role_graph_refuses_an_unknown_format(seeded) -> None:
     result = seeded("role", "graph", "--format", "png")
     assert result.exit_code == 2
+
+
+def test_who_can_does_not_list_roles_for_a_route_the_apps_own_code_decides(seeded) -> None:
+    """A natively secured route (OAuth2 scopes) has no authctl requirement: roles are unknown, never every role."""
+    assert seeded("role", "add", "viewer").exit_code == 0  # a role with no permissions at all
+    app = "tests.nativeapps.oauth2_scopes:app"
+    result = seeded("who-can", "GET", "/items", "--app", app, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["roles"] is None
+    text = seeded("who-can", "GET", "/items", "--app", app)
+    assert text.exit_code == 0, text.stderr
+    assert "roles that allow it: decided by the app's code" in text.stdout
+    assert "viewer" not in text.stdout
+    open_route = json.loads(seeded("who-can", "GET", "/health", "--app", app, "--json").stdout)
+    assert "viewer" in open_route["roles"]  # a route nothing secures allows every role

@@ -185,12 +185,11 @@ def config_unset(key: SettingArg) -> None:
     Examples:
       authctl config unset access_ttl
     """
-    from ..config import SPECS, parse_setting, resolve
+    from ..config import SPECS, parse_setting
 
     if key not in SPECS:
         parse_setting(key, "")  # the one "unknown setting ...; known: ..." error
     with state.open_store() as store:
-        resolve({k: v for k, v in store.stored_settings().items() if k != key}, environ={})  # cross-checks first
         removed = store.unset_setting(key)
         data = {**_setting_json(key, store), "removed": removed}
     render.emit(data, _setting_changed)

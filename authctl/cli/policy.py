@@ -23,7 +23,6 @@ class ReportFormat(str, Enum):
     junit = "junit"
 
 Prune = Annotated[bool, typer.Option("--prune", help="Also remove what the database has and the file does not.")]
-DRIFT = 7  # policyfile.DRIFT_EXIT, without importing it for --help
 
 
 @app.command("export")
@@ -116,7 +115,7 @@ def apply(
                                   secrets=secrets)
     del secrets
     _plan_out(result, prune=prune)
-    raise typer.Exit(DRIFT if dry_run and result.changed else 0)
+    raise typer.Exit(policyfile.DRIFT_EXIT if dry_run and result.changed else 0)
 
 
 def _target_secrets(pairs: list[str]) -> dict[str, bytes]:
@@ -149,7 +148,7 @@ def diff(file: File, prune: Prune = False) -> None:
     with state.open_store() as store:
         result = policyfile.apply(store, policy, prune=prune, dry_run=True, source=file)
     _plan_out(result, prune=prune)
-    raise typer.Exit(DRIFT if result.changed else 0)
+    raise typer.Exit(policyfile.DRIFT_EXIT if result.changed else 0)
 
 
 @app.command("test")

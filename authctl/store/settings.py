@@ -32,7 +32,9 @@ class SettingsStore(Base):
     def unset_setting(self, key: str) -> bool:
         """Back to the default (``policy apply --prune``); True when a stored value was removed."""
         with self.transaction():
-            old = self.stored_settings().get(key)
+            stored = self.stored_settings()
+            config.resolve({k: v for k, v in stored.items() if k != key}, environ={})  # cross-checks, as set does
+            old = stored.get(key)
             cursor = self._x("DELETE FROM settings WHERE key = ?", (key,))
             if cursor.rowcount:
                 self._audit("config.unset", key, {"old": old})
