@@ -141,7 +141,7 @@ def secret_entropy_bits(data: bytes) -> float:
     neighbouring bytes (runs such as ``abcdef…`` or ``0123…``), and what zlib
     leaves of it (a short pattern repeated, 1 MiB of zeros). Random bytes score
     near their length in bits on the last view and about ``n * log2(n)`` on the
-    others; a secret a person typed or a pattern scores far lower.
+    others.
     """
     import math
     import zlib

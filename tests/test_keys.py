@@ -598,7 +598,7 @@ def test_low_entropy_hmac_secrets_are_refused_rfc8725_3_5(name: str) -> None:
 
 
 def test_random_secrets_always_pass_the_entropy_rule() -> None:
-    """The rule must never refuse what `key rotate` or `openssl rand` makes (the lowest of 3000 draws each)."""
+    """The rule must never refuse what `key rotate` or `openssl rand -hex/-base64 32` makes (the lowest of 3000 draws each)."""
     makers = {
         "raw 32 bytes": lambda: secrets.token_bytes(32),
         "openssl rand -hex 32": lambda: secrets.token_hex(32).encode(),
@@ -609,6 +609,11 @@ def test_random_secrets_always_pass_the_entropy_rule() -> None:
         lowest = min(keys.secret_entropy_bits(make()) for _ in range(3000))
         assert lowest >= keys.HMAC_MIN_ENTROPY_BITS + 10, (name, lowest)
     assert keys.generate("HS512").alg == "HS512"
+    # a known refusal: `openssl rand -hex 16` is 32 hex digits, 128 bits at most, and scores below 128
+    highest = max(keys.secret_entropy_bits(secrets.token_hex(16).encode()) for _ in range(3000))
+    assert highest < keys.HMAC_MIN_ENTROPY_BITS, highest
+    with pytest.raises(InvalidInput, match="not random enough"):
+        keys.import_key(secrets.token_hex(16).encode(), hmac=True)
 
 
 def test_key_import_of_a_mebibyte_of_zeros_is_refused_in_one_line(initialized: Cli, tmp_path) -> None:
