@@ -434,7 +434,6 @@ class PostgresEngine:
         self.integrity_errors = (psycopg.errors.IntegrityError,)
         self.url = url
         self.location = url
-        self.path = url
         self.write_lock = threading.RLock()
         self.local = threading.local()
         self._serials = 0

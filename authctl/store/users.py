@@ -46,8 +46,6 @@ def user_record(row: Sequence[Any]) -> User:
 
 
 class Users(Base):
-    _USER_COLUMNS = USER_COLUMNS
-    _user = staticmethod(user_record)
     _caches: threading.local
 
     if TYPE_CHECKING:  # from Roles; Store joins the two
