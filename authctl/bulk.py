@@ -43,7 +43,7 @@ def detect_format(path: str, text: str) -> str:
         return "jsonl"
     if path.endswith(".csv"):
         return "csv"
-    return "jsonl" if text.removeprefix("\ufeff").lstrip().startswith("{") else "csv"
+    return "jsonl" if text.lstrip().startswith("{") else "csv"
 
 
 def _split_roles(value: Any) -> list[str]:
@@ -106,8 +106,7 @@ def _csv_records(text: str) -> Iterable[tuple[int, Any]]:
 
 
 def _read_records(text: str, fmt: str) -> Iterable[tuple[int, Any]]:
-    """(line number, record dict or an error message)."""
-    text = text.removeprefix("\ufeff")  # a UTF-8 BOM, as Excel writes it
+    """(line number, record dict or an error message); a BOM was dropped when the text was read."""
     if fmt == "csv":
         yield from _csv_records(text)
         return

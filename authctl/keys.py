@@ -141,7 +141,7 @@ def secret_entropy_bits(data: bytes) -> float:
     neighbouring bytes (runs such as ``abcdef…`` or ``0123…``), and what zlib
     leaves of it (a short pattern repeated, 1 MiB of zeros). Random bytes score
     near their length in bits on the last view and about ``n * log2(n)`` on the
-    others; a secret a person typed or a pattern scores far lower.
+    others.
     """
     import math
     import zlib
@@ -426,7 +426,7 @@ def foreign_pem(data: bytes, alg: str | None = None) -> KeyRing:
     A private key is refused: verifying needs only the public key, and a private key
     handed to a verifier is one copy too many.
     """
-    from .keyformats import CERTIFICATE, PRIVATE, PUBLIC, recognise
+    from .keyformats import CERTIFICATE, PRIVATE, PUBLIC, SECRET, recognise
 
     material = recognise(data)
     if material is None:
@@ -436,7 +436,8 @@ def foreign_pem(data: bytes, alg: str | None = None) -> KeyRing:
         raise InvalidInput(f"this is {material.label}; verifying takes the public key only "
                            "(e.g. `openssl pkey -pubout -in KEY`)")
     if material.kind not in (PUBLIC, CERTIFICATE) or material.key is None:
-        raise InvalidInput(f"this is {material.label}, not a public key authctl can verify with")
+        raise InvalidInput(f"this is {material.label}, not a public key authctl can verify with",
+                           hint="secret_stdin" if material.kind == SECRET else None)
     key = material.key
     alg = _agreed_alg(normalize_alg(alg) if alg else None, material.alg) or infer_alg(key)
     if is_symmetric(alg):
@@ -446,18 +447,25 @@ def foreign_pem(data: bytes, alg: str | None = None) -> KeyRing:
 
 
 def foreign_secret(secret: bytes, alg: str | None = None) -> KeyRing:
-    """A ring of one foreign HMAC secret (verifies tokens of any kid); key material is never one."""
-    from .keyformats import recognise
+    """A ring of one foreign HMAC secret (verifies tokens of any kid): raw bytes or an oct JWK's key;
+    other key material is never one."""
+    from .keyformats import SECRET, recognise
 
-    alg = normalize_alg(alg) if alg else "HS256"
-    if not is_symmetric(alg):
-        raise InvalidInput(f"{alg} is not an HMAC algorithm: a shared secret takes HS256, HS384 or HS512")
+    given = normalize_alg(alg) if alg else None
+    if given is not None and not is_symmetric(given):
+        raise InvalidInput(f"{given} is not an HMAC algorithm: a shared secret takes HS256, HS384 or HS512")
     secret = secret.rstrip(b"\r\n")
     if not secret:
         raise InvalidInput("no secret on stdin")
     material = recognise(secret)
     if material is not None:
-        raise InvalidInput(f"this is {material.label}, not a shared secret", hint="public_keys")
+        if material.kind != SECRET:
+            raise InvalidInput(f"this is {material.label}, not a shared secret", hint="public_keys")
+        given = _agreed_alg(given, material.alg)  # an oct JWK declares itself a secret, as in import_key
+        if given is not None and not is_symmetric(given):
+            raise InvalidInput(f"{given} is not an HMAC algorithm, but this is {material.label}")
+        secret = material.key
+    alg = given or "HS256"
     check_strength(alg, secret)
     return KeyRing([LoadedKey("(--secret-stdin)", alg, "verifying", secret)], any_kid=True, source="--secret-stdin")
 

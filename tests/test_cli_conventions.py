@@ -370,5 +370,8 @@ def test_export_then_import_keep_disabled_round_trips(seeded: Cli, tmp_path: Pat
     assert {u["username"]: u["status"] for u in users} == {"rahul": "disabled", "suman": "disabled"}
     with Store.open(fresh.db) as store:
         assert store.get_user("suman").password_hash is None
+    shown = _json(fresh("user", "show", "suman", "--json"))
+    assert shown["password_changed_at"] is None  # no password, so it was never changed
     assert fresh("user", "passwd", "suman", "--password-stdin", input=STRONG + "\n").exit_code == 0
+    assert _json(fresh("user", "show", "suman", "--json"))["password_changed_at"] is not None
     assert _json(fresh("user", "enable", "suman", "--json"))["status"] == "active"

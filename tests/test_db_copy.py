@@ -154,3 +154,51 @@ def test_a_missing_source_is_named_as_the_copy_s_and_nothing_is_created(tmp_path
     assert result.exit_code == 1
     assert result.stderr == f"error: no authctl database at {tmp_path / 'missing.db'}: nothing to copy\n"
     assert not (tmp_path / "copy.db").exists() and not (tmp_path / "unused.db").exists()
+
+
+def test_copy_tables_are_every_table_a_fresh_database_has(engine_db) -> None:
+    """`db copy` copies TABLES: a migration that adds a table must add it there too, or this fails."""
+    from authctl.store.engines import PG_META
+
+    assert len(set(TABLES)) == len(TABLES)
+    with Store.create(engine_db) as store:
+        assert set(TABLES) == set(store.table_names()) - {PG_META}
+
+
+def test_copy_tables_come_parents_first(tmp_path: Path) -> None:
+    """Foreign keys: a table is copied after every table it refers to."""
+    import sqlite3
+    from contextlib import closing
+
+    Store.create(tmp_path / "fresh.db").close()
+    with closing(sqlite3.connect(tmp_path / "fresh.db")) as conn:
+        for index, table in enumerate(TABLES):
+            parents = {row[0] for row in conn.execute("SELECT \"table\" FROM pragma_foreign_key_list(?)", (table,))}
+            assert parents - {table} <= set(TABLES[:index]), table
+
+
+def _sqlite_counts(path: Path) -> dict[str, int]:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
+
+
+def test_sqlite_to_sqlite_copy_reports_every_table_and_refuses_an_existing_file(tmp_path: Path) -> None:
+    source = Cli(tmp_path / "auth.db")
+    token = _seed(source)
+    copied = source("db", "copy", str(tmp_path / "auth.db"), str(tmp_path / "copy.db"), "--json")
+    assert copied.exit_code == 0, copied.stderr
+    report = json.loads(copied.stdout)
+    assert report["verified"] and [t["name"] for t in report["tables"]] == list(TABLES)
+    counts = _sqlite_counts(tmp_path / "auth.db")
+    assert {t["name"]: t["rows"] for t in report["tables"]} == counts == _sqlite_counts(tmp_path / "copy.db")
+    assert counts["users"] == 2 and counts["signing_keys"] == 2
+    assert Cli(tmp_path / "copy.db")("token", "verify", token).exit_code == 0
+
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    again = source("db", "copy", str(tmp_path / "auth.db"), str(tmp_path / "copy.db"))
+    assert again.exit_code == 1 and again.stdout == "" and again.stderr.count("\n") == 1
+    assert "Traceback" not in again.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before

@@ -19,7 +19,8 @@ from authctl import csvsafe
 from authctl.cli import app as cli_app
 from authctl.errors import Conflict, InvalidInput
 from authctl.names import new_username, skeleton
-from authctl.store import MIGRATIONS, SCHEMA_VERSION, Store, _migration_6
+from authctl.store import MIGRATIONS, SCHEMA_VERSION, Store
+from authctl.store.schema import _migration_6
 
 from .apphelpers import make_demo_db
 from .conftest import STRONG, Cli

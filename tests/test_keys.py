@@ -420,6 +420,37 @@ def public_forms(rsa_2048):
 FORM_NAMES = list(_public_forms(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
 
 
+def _oct_jwk(secret: bytes, **members: str) -> str:
+    return json.dumps({"kty": "oct", "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode(), **members})
+
+
+def test_an_oct_jwk_on_secret_stdin_is_its_key_bytes(cli: Cli) -> None:
+    """A shared secret in JWK form is a shared secret: its ``k`` verifies, under the same entropy rule."""
+    import time
+
+    import jwt
+
+    secret = secrets.token_bytes(32)
+    token = jwt.encode({"sub": "7", "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    assert keys.foreign_secret(_oct_jwk(secret).encode()).lookup("x").verify_key == secret
+    assert keys.foreign_secret(_oct_jwk(secret, alg="HS256").encode(), alg="HS256").lookup(None).alg == "HS256"
+    good = cli("token", "inspect", token, "--secret-stdin", input=_oct_jwk(secret) + "\n")
+    assert good.exit_code == 0, good.stderr
+    assert "Verdict: VALID" in good.stdout
+    other = cli("token", "inspect", token, "--secret-stdin", input=_oct_jwk(secrets.token_bytes(32)) + "\n")
+    assert other.exit_code == 3
+    weak = cli("token", "inspect", token, "--secret-stdin", input=_oct_jwk(b"secret!!" * 8) + "\n")
+    assert weak.exit_code == 1 and "RFC 8725" in weak.stderr and "not a shared secret" not in weak.stderr
+    with pytest.raises(InvalidInput, match="at least 32"):
+        keys.foreign_secret(_oct_jwk(secrets.token_bytes(16)).encode())
+    with pytest.raises(InvalidInput, match="contradicts"):
+        keys.foreign_secret(_oct_jwk(secret, alg="HS512").encode(), alg="HS256")
+    with pytest.raises(InvalidInput, match="not a public key") as as_key:
+        keys.foreign_pem(_oct_jwk(secret).encode())
+    assert as_key.value.hint == "secret_stdin"  # the CLI adds: for an HMAC secret use --secret-stdin
+    assert not cli.db.exists()
+
+
 @pytest.mark.parametrize("form", FORM_NAMES)
 def test_public_key_material_is_never_an_hmac_secret(public_forms, form: str) -> None:
     data, what = public_forms[form]
@@ -567,7 +598,7 @@ def test_low_entropy_hmac_secrets_are_refused_rfc8725_3_5(name: str) -> None:
 
 
 def test_random_secrets_always_pass_the_entropy_rule() -> None:
-    """The rule must never refuse what `key rotate` or `openssl rand` makes (the lowest of 3000 draws each)."""
+    """The rule must never refuse what `key rotate` or `openssl rand -hex/-base64 32` makes (the lowest of 3000 draws each)."""
     makers = {
         "raw 32 bytes": lambda: secrets.token_bytes(32),
         "openssl rand -hex 32": lambda: secrets.token_hex(32).encode(),
@@ -578,6 +609,11 @@ def test_random_secrets_always_pass_the_entropy_rule() -> None:
         lowest = min(keys.secret_entropy_bits(make()) for _ in range(3000))
         assert lowest >= keys.HMAC_MIN_ENTROPY_BITS + 10, (name, lowest)
     assert keys.generate("HS512").alg == "HS512"
+    # a known refusal: `openssl rand -hex 16` is 32 hex digits, 128 bits at most, and scores below 128
+    highest = max(keys.secret_entropy_bits(secrets.token_hex(16).encode()) for _ in range(3000))
+    assert highest < keys.HMAC_MIN_ENTROPY_BITS, highest
+    with pytest.raises(InvalidInput, match="not random enough"):
+        keys.import_key(secrets.token_hex(16).encode(), hmac=True)
 
 
 def test_key_import_of_a_mebibyte_of_zeros_is_refused_in_one_line(initialized: Cli, tmp_path) -> None:

@@ -342,3 +342,29 @@ def test_a_write_waiting_for_a_lock_does_not_hold_up_reads_on_other_threads(tmp_
         assert writer_still_waiting
         assert outcome == ["written"]
         assert store.connection_id == 0 and {role.name for role in store.list_roles()} == {"student", "admin"}
+
+
+@pytest.mark.parametrize("folder", ["x#y", "x?y", "x%41y", "a#b?c%2Fd"])
+def test_database_path_is_never_read_as_uri_syntax(tmp_path: Path, folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file named is the database: ``#``, ``?`` or ``%`` in its path cannot open or create another."""
+    from typer.testing import CliRunner
+
+    from authctl.cli import app
+    from authctl.store.engines import peek_names
+
+    home = tmp_path / folder
+    home.mkdir()
+    monkeypatch.chdir(home)
+    before = {p for p in tmp_path.rglob("*")}
+    runner = CliRunner()
+    for args in (["init"], ["role", "add", "editor"], ["role", "list"]):
+        result = runner.invoke(app, ["--db", "authctl.db", *args])
+        assert result.exit_code == 0, result.stderr
+    path = home / "authctl.db"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("SELECT count(*) FROM roles WHERE name = 'editor'").fetchone()[0] == 1
+    assert "editor" in peek_names(str(path), "SELECT name FROM roles")
+    appeared = {p.relative_to(tmp_path).as_posix() for p in set(tmp_path.rglob("*")) - before}
+    assert appeared <= {f"{folder}/authctl.db", f"{folder}/authctl.db-wal", f"{folder}/authctl.db-shm"}

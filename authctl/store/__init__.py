@@ -15,10 +15,7 @@ from .core import Store
 from .engines import APPLICATION_ID, BUSY_TIMEOUT_S, SQLITE_HEADER
 from .location import DEFAULT_DB, DatabaseURL, is_url, location_env, mask_url, resolve_db_path
 from .records import Access, AuditEntry, KeyStatus, Permission, Role, SigningKey, User
-from .schema import (
-    MIGRATIONS, SCHEMA_VERSION, _migration_1, _migration_2, _migration_3, _migration_4, _migration_5, _migration_6,
-    _migration_7, _migration_8,
-)
+from .schema import MIGRATIONS, SCHEMA_VERSION
 from .users import ACCESS_CACHE_SIZE
 
 __all__ = [

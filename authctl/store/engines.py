@@ -63,7 +63,7 @@ _PG_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION", bytes: "BYTE
 
 def peek_names(path: str, query: str) -> list[str]:
     """The first column of ``query`` on a SQLite file opened read-only, waiting briefly (shell completion)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2)
+    conn = sqlite3.connect(_file_uri(Path(path), "ro"), uri=True, timeout=0.2)
     try:
         return [str(row[0]) for row in conn.execute(query)]
     finally:
@@ -94,11 +94,17 @@ def _check_file(path: Path, insecure_permissions: bool) -> None:
         raise DatabaseError(f"{path} is not an SQLite database (left untouched)")
 
 
+def _file_uri(path: Path, mode: str) -> str:
+    """A ``file:`` URI naming exactly ``path``: percent-encoded, so ``#``, ``?`` or ``%`` in it
+    cannot cut the name short and open (or create) another file."""
+    return f"{path.resolve().as_uri()}?mode={mode}"
+
+
 def _sqlite_connection(path: Path) -> sqlite3.Connection:
     """A connection with authctl's settings; closable from any thread (``Store.close``)."""
     try:
         conn = sqlite3.connect(
-            f"file:{path.resolve()}?mode=rw", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            _file_uri(path, "rw"), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
         )
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
@@ -428,7 +434,6 @@ class PostgresEngine:
         self.integrity_errors = (psycopg.errors.IntegrityError,)
         self.url = url
         self.location = url
-        self.path = url
         self.write_lock = threading.RLock()
         self.local = threading.local()
         self._serials = 0

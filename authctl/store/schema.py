@@ -2,7 +2,7 @@
 
 Each migration receives the engine's schema builder (``SqliteSchema`` / ``PostgresSchema``
 in ``engines.py``): ``create_table``, ``create_index``, ``add_column``, ``has_column`` and
-``execute`` (portable SQL, see ``dialect.py``). A migration is idempotent where an older file
+``execute`` (portable SQL, see ``engines.pg_sql``). A migration is idempotent where an older file
 may already hold its change.
 """
 
@@ -110,7 +110,7 @@ def _migration_6(db: Any) -> None:
     for user_id, username in db.execute("SELECT id, username FROM users").fetchall():
         try:
             value = skeleton(username)
-        except InvalidInput:  # a name an older authctl let in: its key stands in
+        except InvalidInput:  # a name an older authctl let in: no skeleton (NULL), so no look-alike lookup finds it
             value = None
         db.execute("UPDATE users SET username_skeleton = ? WHERE id = ?", (value, user_id))
     db.create_index("users", ["username_skeleton"], if_not_exists=True)

@@ -46,8 +46,6 @@ def user_record(row: Sequence[Any]) -> User:
 
 
 class Users(Base):
-    _USER_COLUMNS = USER_COLUMNS
-    _user = staticmethod(user_record)
     _caches: threading.local
 
     if TYPE_CHECKING:  # from Roles; Store joins the two
@@ -125,9 +123,9 @@ class Users(Base):
         return self.get_user(username)
 
     def add_users(
-        self, records: Sequence[tuple[str, str, Sequence[str], bool]], *, allow_mixed_script: bool = False
+        self, records: Sequence[tuple[str, str | None, Sequence[str], bool]], *, allow_mixed_script: bool = False
     ) -> int:
-        """Bulk add (username, hash, roles, disabled) in one transaction: all or nothing."""
+        """Bulk add (username, hash or None for no password, roles, disabled) in one transaction: all or nothing."""
         now = utcnow()
         with self.transaction():
             role_ids = {row[0]: row[1] for row in self._x("SELECT name, id FROM roles")}
@@ -137,7 +135,7 @@ class Users(Base):
                     if role not in role_ids:
                         raise NotFound(f"no role named {quoted(role)}")
                 self._insert_user(username, password_hash, [role_ids[r] for r in roles], disabled=disabled,
-                                  now=now, password_changed_at=now)
+                                  now=now, password_changed_at=now if password_hash else None)
             self._audit("user.import", f"{len(records)} users", {"count": len(records)})
         if len(records) >= BULK_STATISTICS_ROWS:
             self.engine.refresh_statistics(["users", "user_roles"])
