@@ -143,7 +143,8 @@ def read_stdin(*, line: bool = False, bom: bool = False) -> str:
 
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:  # already text (an embedding that swapped stdin)
-        return sys.stdin.readline() if line else sys.stdin.read()
+        text = sys.stdin.readline() if line else sys.stdin.read()
+        return text.removeprefix("\ufeff") if bom else text
     return decode_utf8(stream.readline() if line else stream.read(), "stdin", bom=bom)
 
 
