@@ -160,6 +160,25 @@ def test_rebind_reports_what_it_rebound(demo: Cli, module) -> None:
         assert len(rebound) == 1 and rebound[0].store is store
 
 
+def test_in_process_gives_a_rebound_app_back_its_own_database(demo: Cli, module) -> None:
+    from authctl import explain, routes, tokens
+    from authctl.probe import Session
+
+    spec = f"{module(FAILING_APP, db=demo.db)}:app"
+    with Store.open(demo.db) as store:
+        with explain.in_process(store, spec) as running:
+            assert running.snapshot is True
+        token = tokens.issue(store, "rahul").token
+    app = routes.load_app(spec)
+    assert app is running.app  # the same imported object, kept in sys.modules
+    session = Session(app)
+    try:
+        response = session.request("GET", "/whoami", token=token)
+    finally:
+        session.close()
+    assert response.status_code == 200 and response.json()["user"]["username"] == "rahul"
+
+
 # --------------------------------------------------------------------------- expectations cannot pass by mistake
 
 
