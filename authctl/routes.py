@@ -930,6 +930,9 @@ def decide_native(info: RouteInfo, token: str | None, credential: Any = None) ->
         if optional_missing or not native.schemes:
             return done(200, f"no credentials, and every scheme is optional: {decider} decides whether anonymous may call",
                         undecided=decider)
+        if not given:  # only schemes with their own __call__, and nothing sent: their code decides
+            custom = ", ".join(f"`{scheme.name}`" for scheme in native.schemes if scheme.custom) or decider
+            return done(200, f"no credentials sent; {custom} decides", undecided=custom)
     # a credential is present; whether the app accepts it is decided by its code
     valid = getattr(credential, "valid", None)
     if valid is False:
