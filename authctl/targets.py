@@ -174,6 +174,10 @@ def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple
     return chosen, secret, False
 
 
+#: The largest secret file read: a bigger one is refused, never cut short (a passwords file would lose users).
+PRIVATE_FILE_LIMIT = 1024 * 1024
+
+
 def read_private_file(path: str, what: str) -> bytes:
     """A secret file's bytes; one readable by group or others is refused (its secrets are already exposed)."""
     try:
@@ -181,9 +185,12 @@ def read_private_file(path: str, what: str) -> bytes:
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise InvalidInput(f"{path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}): chmod 600 it first")
         with open(path, "rb") as handle:
-            return handle.read(1024 * 1024)
+            data = handle.read(PRIVATE_FILE_LIMIT + 1)
     except OSError as exc:
         raise InvalidInput(f"cannot read the {what} {path}: {exc.strerror}") from None
+    if len(data) > PRIVATE_FILE_LIMIT:
+        raise InvalidInput(f"the {what} {path} is larger than 1 MiB: nothing was read from it")
+    return data
 
 
 def parse_passwords(text: str) -> dict[str, str]:
