@@ -198,6 +198,7 @@ def in_process(store: "Store", app_spec: str | None) -> Iterator[LiveApp]:
     with tempfile.TemporaryDirectory(prefix="authctl-snapshot-") as directory:
         copy = store.snapshot(Path(directory) / "snapshot.db")
         snapshot_store = Store.open(copy)
+        rebound: list[Any] = []
         try:
             if app_spec is None:
                 from .app import create_app
@@ -214,6 +215,8 @@ def in_process(store: "Store", app_spec: str | None) -> Iterator[LiveApp]:
                 yield LiveApp(app, False, f"in-process, on {app_spec}'s own data: NOT a snapshot"
                                           " (authctl found no Auth of its integration to rebind)")
         finally:
+            for auth in rebound:  # the imported app outlives this run: give it back its own database
+                auth.use_store(None)
             snapshot_store.close()
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from .errors import InvalidInput
 from .names import nearest
 from .explain import SAFE_METHODS
-from .policy import Outcome
+from .policy import NEVER_AGREES, Outcome
 
 if TYPE_CHECKING:
     from .explain import Subject
@@ -430,7 +430,7 @@ def attach_live(
 Expectations = dict[tuple[str, str], dict[str, Outcome]]
 
 #: What an expectation may name: an outcome (by name or by an HTTP status), never one that cannot pass.
-_UNEXPECTABLE = (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR, Outcome.UNDECIDED)
+_UNEXPECTABLE = NEVER_AGREES
 
 
 def load_expectations(path: str) -> Expectations:

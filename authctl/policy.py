@@ -29,7 +29,8 @@ class Outcome(Enum):
     is the documented exit code of a command whose answer is this outcome.
     """
 
-    ALLOWED = "allowed"
+    ALLOWED = "allowed"  # 1xx, 2xx
+    REDIRECTED = "redirected"  # 3xx, never followed: says nothing of access; never agrees, never passes
     UNAUTHENTICATED = "unauthenticated"  # 401
     FORBIDDEN = "forbidden"  # 403
     NO_ROUTE = "no_route"  # 404 / 405
@@ -57,7 +58,7 @@ class Outcome(Enum):
 
     @classmethod
     def of_status(cls, status: int) -> "Outcome":
-        """The outcome of an HTTP status (below 400 is allowed: a redirect is not a denial)."""
+        """The outcome of an HTTP status; a 3xx is ``REDIRECTED`` (a login redirect is how some apps refuse)."""
         if status == 401:
             return cls.UNAUTHENTICATED
         if status == 403:
@@ -68,19 +69,24 @@ class Outcome(Enum):
             return cls.CLIENT_ERROR
         if status >= 500:
             return cls.SERVER_ERROR
+        if 300 <= status < 400:
+            return cls.REDIRECTED
         return cls.ALLOWED
 
     def agrees_with(self, other: "Outcome") -> bool:
-        """Agreement means the same outcome; a 5xx, an unsent request, an error or an undecided one never agrees."""
-        return self is other and self not in (Outcome.SERVER_ERROR, Outcome.NOT_SENT, Outcome.ERROR, Outcome.UNDECIDED)
+        """Agreement means the same outcome; a 5xx, a redirect, an unsent request, an error or an undecided one
+        never agrees."""
+        return self is other and self not in NEVER_AGREES
 
 
 _OUTCOME_LABELS = {
     Outcome.ALLOWED: "allowed", Outcome.UNAUTHENTICATED: "401 Unauthorized", Outcome.FORBIDDEN: "403 Forbidden",
     Outcome.NO_ROUTE: "no such route (404/405)", Outcome.CLIENT_ERROR: "other client error (4xx)",
     Outcome.SERVER_ERROR: "server error (5xx)", Outcome.NOT_SENT: "not sent", Outcome.ERROR: "error",
-    Outcome.UNDECIDED: "undecided offline (code decides)",
+    Outcome.UNDECIDED: "undecided offline (code decides)", Outcome.REDIRECTED: "redirect (3xx, not followed)",
 }
+#: Outcomes that say nothing certain about access: none agrees with anything, none can be expected.
+NEVER_AGREES = frozenset({Outcome.SERVER_ERROR, Outcome.REDIRECTED, Outcome.NOT_SENT, Outcome.ERROR, Outcome.UNDECIDED})
 # The error class of each denial: its exit code is the documented one (errors.py draws the tree).
 _OUTCOME_ERRORS: dict[Outcome, type[AuthctlError]] = {
     Outcome.UNAUTHENTICATED: AuthenticationError, Outcome.FORBIDDEN: Forbidden, Outcome.NO_ROUTE: NoRoute,

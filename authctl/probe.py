@@ -215,7 +215,7 @@ def context_lints(status: int, *, anonymous: bool, secured: bool | None = None, 
     if target_rejected and status == 401:
         problems.append("401 for the target's own credential: its key, claims or passwords do not match the app "
                         "(see `authctl target show`)")
-    if anonymous and secured and 200 <= status < 400:
+    if anonymous and secured and 200 <= status < 300:  # a 3xx is REDIRECTED: often a login page
         problems.append(f"{status} for an anonymous request on a route declared secured: nothing checks it")
     if credential_valid is False and status == 403:
         problems.append("403 for an expired or forged token: that is a 401 (authentication failed)")

@@ -566,7 +566,7 @@ _MARK = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("·", "dim")
 #: One style and one banner per ``policy.Outcome`` value: the decision, live answers and cells all use them.
 _OUTCOME_STYLE = {"allowed": "green", "unauthenticated": "yellow", "forbidden": "red", "no_route": "magenta",
                   "client_error": "bold red", "server_error": "bold red", "not_sent": "dim", "error": "bold red",
-                  "undecided": "magenta"}
+                  "undecided": "magenta", "redirected": "bold yellow"}
 _VERDICT_BANNER = {"allowed": "ALLOWED (200-class)", "unauthenticated": "401 UNAUTHENTICATED", "forbidden": "403 FORBIDDEN",
                    "undecided": "UNDECIDED OFFLINE"}
 
@@ -663,6 +663,10 @@ def _live_report(phase3: Any, live: dict[str, Any] | None) -> None:
             phase3.add(text("⚠ a 4xx that is not a 401/403: the handler or the validator refused the request, "
                             "not the verdict checked offline (authctl sends no request body or query)", "yellow")
                        if live["outcome"] == "client_error" else text("⚠ the server failed (5xx): a crash is never an answer", "yellow"))
+        elif live["outcome"] == "redirected":
+            to = (live.get("headers") or {}).get("location")
+            phase3.add(text(f"⚠ a redirect{f' to {to}' if to else ''}, not followed: it is no answer about access"
+                            " (a login redirect is how a session-auth app refuses)", "yellow"))
         for problem in live["lints"]:
             phase3.add(text(f"⚠ {problem}", "yellow"))
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .matrix import Cell, MatrixResult
 
 _COLOURS = {
-    Outcome.ALLOWED: "#d9f2d9", Outcome.UNAUTHENTICATED: "#fff0c2", Outcome.FORBIDDEN: "#f9d0d0",
+    Outcome.ALLOWED: "#d9f2d9", Outcome.REDIRECTED: "#f7d9a8", Outcome.UNAUTHENTICATED: "#fff0c2", Outcome.FORBIDDEN: "#f9d0d0",
     Outcome.NO_ROUTE: "#ead7f5", Outcome.CLIENT_ERROR: "#f3b0b0", Outcome.SERVER_ERROR: "#e08080",
     Outcome.NOT_SENT: "#e6e6e6", Outcome.ERROR: "#e08080", Outcome.UNDECIDED: "#d9e4f5",
 }

@@ -386,10 +386,8 @@ def _match_routes(
             if children:
                 sub_scope = {**scope, **{k: v for k, v in child_scope.items() if not k.startswith("fastapi")}}
                 mount_path = (_attr(route, "path") or "").rstrip("/")
-                inner = _match_routes(children, sub_scope, prefix + mount_path, inherited + _requirements_of(route))
-                if inner[0] == "none":  # the mounted app answers 404 itself
-                    return ("none",)
-                return inner
+                # a full match on a mount is final: what the mounted app lacks, it answers 404 itself
+                return _match_routes(children, sub_scope, prefix + mount_path, inherited + _requirements_of(route))
             params = dict(child_scope.get("path_params", {}))
             return ("full", route, params, prefix, inherited)
         if result == Match.PARTIAL:
@@ -615,7 +613,6 @@ def _is_guard_name(name: str) -> bool:
 
 def _unwrap(call: Any) -> Any:
     import functools
-    import inspect
 
     while isinstance(call, functools.partial):
         call = call.func
@@ -930,6 +927,9 @@ def decide_native(info: RouteInfo, token: str | None, credential: Any = None) ->
         if optional_missing or not native.schemes:
             return done(200, f"no credentials, and every scheme is optional: {decider} decides whether anonymous may call",
                         undecided=decider)
+        if not given:  # only schemes with their own __call__, and nothing sent: their code decides
+            custom = ", ".join(f"`{scheme.name}`" for scheme in native.schemes if scheme.custom) or decider
+            return done(200, f"no credentials sent; {custom} decides", undecided=custom)
     # a credential is present; whether the app accepts it is decided by its code
     valid = getattr(credential, "valid", None)
     if valid is False:
@@ -999,7 +999,6 @@ def path_samples(info: RouteInfo) -> dict[str, str | None]:
     annotation (``x: int``) what FastAPI then accepts; an unknown convertor gets whichever
     sample its pattern matches.
     """
-    import re
     import uuid
     from enum import Enum
 

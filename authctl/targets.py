@@ -174,6 +174,10 @@ def parse_target_key(data: bytes, alg: str | None, *, allow_weak: bool) -> tuple
     return chosen, secret, False
 
 
+#: The largest secret file read: a bigger one is refused, never cut short (a passwords file would lose users).
+PRIVATE_FILE_LIMIT = 1024 * 1024
+
+
 def read_private_file(path: str, what: str) -> bytes:
     """A secret file's bytes; one readable by group or others is refused (its secrets are already exposed)."""
     try:
@@ -181,9 +185,12 @@ def read_private_file(path: str, what: str) -> bytes:
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise InvalidInput(f"{path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}): chmod 600 it first")
         with open(path, "rb") as handle:
-            return handle.read(1024 * 1024)
+            data = handle.read(PRIVATE_FILE_LIMIT + 1)
     except OSError as exc:
         raise InvalidInput(f"cannot read the {what} {path}: {exc.strerror}") from None
+    if len(data) > PRIVATE_FILE_LIMIT:
+        raise InvalidInput(f"the {what} {path} is larger than 1 MiB: nothing was read from it")
+    return data
 
 
 def parse_passwords(text: str) -> dict[str, str]:
@@ -254,16 +261,22 @@ def _scope_list(value: Any) -> list[str]:
     return [item for item in items if item]
 
 
-def make_secret(mode: str, data: bytes, alg: str | None, *, allow_weak: bool) -> tuple[bytes, str | None, bool]:
+def make_secret(mode: str, data: "bytes | Mapping[str, str]", alg: str | None, *,
+                allow_weak: bool) -> tuple[bytes, str | None, bool]:
     """(stored secret, algorithm, weak) from what a private file or stdin gave: a token
-    target's signing key, or the ``username:password`` lines of the other modes."""
+    target's signing key, or the ``username:password`` lines of the other modes (or that mapping)."""
     if mode == "token":
+        if isinstance(data, Mapping):
+            raise InvalidInput("a token target needs its signing key, not passwords", hint="target_key")
         alg, material, weak = parse_target_key(data, alg, allow_weak=allow_weak)
         return json.dumps({"key": base64.b64encode(material).decode("ascii")}).encode("utf-8"), alg, weak
-    try:
-        passwords = parse_passwords(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidInput("the passwords are not UTF-8 text") from None
+    if isinstance(data, Mapping):
+        passwords = dict(data)
+    else:
+        try:
+            passwords = parse_passwords(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidInput("the passwords are not UTF-8 text") from None
     return json.dumps({"passwords": passwords}).encode("utf-8"), None, False
 
 
@@ -272,27 +285,21 @@ def add(
     kid: str | None = None, allow_weak: bool = False, sub: Mapping[str, str] | None = None,
     scope_claim: str | None = None, scopes: Mapping[str, str] | None = None, iss: str | None = None,
     aud: str | None = None, claims: Mapping[str, Any] | None = None, ttl: int = DEFAULT_TTL,
-    token_url: str | None = None, passwords: Mapping[str, str] | None = None,
+    token_url: str | None = None, passwords: "Mapping[str, str] | bytes | None" = None,
 ) -> Target:
-    """Validate and store a target; nothing is written when any part is wrong."""
+    """Validate and store a target; nothing is written when any part is wrong.
+
+    ``passwords``: each user's password or key, or their ``username:password`` lines as read.
+    """
     validate_name(name)
-    if mode not in MODES:
-        raise InvalidInput(f"unknown target mode {mode!r}")
-    _parse_send(send)
-    secret: dict[str, Any] = {}
-    weak = False
-    if mode == "token":
-        if key is None:
-            raise InvalidInput("a token target needs its signing key", hint="target_key")
-        alg, material, weak = parse_target_key(key, alg, allow_weak=allow_weak)
-        secret["key"] = base64.b64encode(material).decode("ascii")
-    else:
-        if not passwords:
-            raise InvalidInput(f"a {mode} target needs each user's password or key", hint="target_passwords")
-        secret["passwords"] = dict(passwords)
+    given = key if mode == "token" else passwords
+    if not given:
+        raise (InvalidInput("a token target needs its signing key", hint="target_key") if mode == "token" else
+               InvalidInput(f"a {mode} target needs each user's password or key", hint="target_passwords"))
+    secret, alg, weak = make_secret(mode, given, alg, allow_weak=allow_weak)
     config = make_config(mode, send=send, alg=alg, kid=kid, weak=weak, sub=sub, scope_claim=scope_claim, scopes=scopes,
                          iss=iss, aud=aud, claims=claims, ttl=ttl, token_url=token_url)
-    store.add_target(name, config, json.dumps(secret).encode("utf-8"))
+    store.add_target(name, config, secret)
     return get(store, name)
 
 

@@ -90,7 +90,7 @@ class IssuedToken:
 
     @property
     def token_type(self) -> str:
-        return jose.TYPE_OF.get(self.header.get("typ", ""), "access")
+        return jose.token_type(self.header) or "access"
 
 
 @dataclass

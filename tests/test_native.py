@@ -157,6 +157,26 @@ def test_no_credentials_on_a_scheme_route_is_never_allowed_as_unchecked(module):
                 assert decision.undecided == "`optional_user`"
 
 
+def test_a_custom_scheme_with_no_credential_sent_says_none_was_sent():
+    from fastapi import Depends
+    from fastapi.security import HTTPBearer
+
+    class MyBearer(HTTPBearer):
+        async def __call__(self, request):  # type: ignore[override]
+            return await super().__call__(request)
+
+    app = FastAPI()
+
+    @app.get("/mine")
+    def mine(credentials=Depends(MyBearer())):
+        return {}
+
+    info = api_routes(app)[("GET", "/mine")]
+    decision = routes.decide_native(info, None)
+    assert "a credential is present" not in decision.reason
+    assert decision.reason == "no credentials sent; `MyBearer` decides" and decision.undecided == "`MyBearer`"
+
+
 def _target(module: str) -> targets.Target:
     config = TARGETS[module]
     secret = {"passwords": {u: USERS[u]["password"] for u in USERS}} if config["mode"] in ("login", "basic") else {}

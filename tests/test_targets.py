@@ -93,6 +93,39 @@ def test_target_credentials_file_readable_by_others_is_refused(initialized, tmp_
     assert "readable by others" in initialized("target", "add", "t", "--key-file", key).stderr
 
 
+def test_a_secret_file_past_the_limit_is_refused_never_cut_short(initialized, tmp_path):
+    line = "user{:07d}:a-password-of-some-length\n"
+    lines = [line.format(n) for n in range(targets.PRIVATE_FILE_LIMIT // len(line.format(0)) + 10)]
+    big = private_file(tmp_path / "passwords.txt", "".join(lines))
+    result = initialized("target", "add", "t", "--login", "/token", "--passwords-file", big)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert big in result.stderr and "larger than 1 MiB" in result.stderr
+    assert initialized("target", "list", "--json").stdout.strip() == "[]"  # no target with some of the users
+    exact = private_file(tmp_path / "exact.key", "k" * targets.PRIVATE_FILE_LIMIT)
+    assert len(targets.read_private_file(exact, "key file")) == targets.PRIVATE_FILE_LIMIT
+
+
+def test_target_add_bad_or_missing_secrets_are_one_line_errors_and_write_nothing(initialized, tmp_path):
+    latin1 = tmp_path / "passwords.txt"
+    latin1.write_bytes("rahul:caf\xe9\n".encode("latin-1"))
+    os.chmod(latin1, 0o600)
+    for args, message in [
+        (("--login", "/token", "--passwords-file", str(latin1)), "the passwords are not UTF-8 text"),
+        (("--basic", "--passwords-stdin"), "nothing on stdin"),
+        (("--login", "/token"), "a login target needs each user's password or key: --passwords-file FILE or --passwords-stdin"),
+        ((), "a token target needs its signing key: --key-file FILE or --key-stdin"),
+        (("--key-stdin", "--send", "nowhere"), "send"),
+    ]:
+        result = initialized("target", "add", "t", *args, input=SECRET if "--key-stdin" in args else "")
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
+    assert initialized("target", "list", "--json").stdout.strip() == "[]"
+    with Store.open(initialized.db) as store:
+        with pytest.raises(InvalidInput, match="unknown target mode"):
+            targets.add(store, "t", mode="sideways", passwords={"rahul": "pw"})
+        added = targets.add(store, "t", mode="static", passwords=b"rahul:key-1\nsuman:key-2\n")
+        assert added.secret["passwords"] == {"rahul": "key-1", "suman": "key-2"}
+
+
 def test_target_password_is_never_a_command_line_argument(initialized):
     result = initialized("target", "add", "t", "--login", "/token", "--password", "hunter2")
     assert result.exit_code == 2  # no such option: passwords come from a private file or stdin

@@ -95,6 +95,52 @@ def test_matrix_shows_the_observed_status_beside_the_decision(demo: Cli, module)
         "allowed", "server_error", "server_error", False)
 
 
+REDIRECT_APP = '''
+from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
+from authctl.fastapi import Auth, public
+
+auth = Auth(db="{db}")
+app = FastAPI()
+app.include_router(auth.router)
+
+@app.get("/account", dependencies=[Depends(public)])
+async def account():
+    return RedirectResponse("/login", status_code=302)  # how a session-auth app refuses an anonymous caller
+'''
+
+
+def test_a_redirect_is_its_own_outcome_that_never_agrees_and_cannot_be_expected() -> None:
+    assert Outcome.of_status(302) is Outcome.REDIRECTED and Outcome.of_status(307) is Outcome.REDIRECTED
+    assert Outcome.of_status(204) is Outcome.ALLOWED and Outcome.of_status(399) is Outcome.REDIRECTED
+    assert not Outcome.ALLOWED.agrees_with(Outcome.REDIRECTED) and not Outcome.REDIRECTED.agrees_with(Outcome.REDIRECTED)
+    assert Outcome.REDIRECTED.exit_code == Outcome.CLIENT_ERROR.exit_code == 1
+    assert "not followed" in Outcome.REDIRECTED.label
+
+
+def test_a_live_302_is_redirected_never_agrees_and_fails_an_allowed_expectation(
+    demo: Cli, module, tmp_path: Path
+) -> None:
+    app = f"{module(REDIRECT_APP, db=demo.db)}:app"
+    code, data = check_json(demo, "GET", "/account", "--anonymous", "--app", app, "--live")
+    assert data["verdict"]["outcome"] == "allowed"  # offline sees an open route
+    assert data["live"]["status"] == 302 and data["live"]["outcome"] == "redirected"
+    assert data["live"]["agrees"] is False and code == 6
+    human = demo("check", "GET", "/account", "--anonymous", "--app", app, "--live")
+    assert "DISAGREES" in human.stdout and "not followed" in human.stdout
+    expect = _expect(tmp_path, '["GET /account"]\nanonymous = "allow"\n')
+    result = demo("matrix", "--app", app, "--live", "--users", "rahul", "--expect", expect, "--json")
+    assert result.exit_code == 6
+    cell = next(c for c in json.loads(result.stdout)["cells"] if c["route"] == "/account" and c["user"] == "anonymous")
+    assert (cell["live"], cell["outcome"], cell["agrees"], cell["meets_expectation"]) == (302, "redirected", False, False)
+    html = demo("matrix", "--app", app, "--live", "--users", "rahul", "--format", "html")
+    assert 'data-outcome="redirected"' in html.stdout
+    for written in ("302", "redirected"):
+        refused = demo("matrix", "--expect", _expect(tmp_path, f'["GET /account"]\nanonymous = "{written}"\n'),
+                       "--app", app)
+        assert refused.exit_code == 1 and "expected allow" in refused.stderr, written
+
+
 # --------------------------------------------------------------------------- live runs never touch real data
 
 
@@ -158,6 +204,25 @@ def test_rebind_reports_what_it_rebound(demo: Cli, module) -> None:
         assert integration.rebind(routes.load_app(f"{module(OWN_DATA_APP, data='x.db')}:app"), store) == []
         rebound = integration.rebind(routes.load_app(f"{module(FAILING_APP, db=demo.db)}:app"), store)
         assert len(rebound) == 1 and rebound[0].store is store
+
+
+def test_in_process_gives_a_rebound_app_back_its_own_database(demo: Cli, module) -> None:
+    from authctl import explain, routes, tokens
+    from authctl.probe import Session
+
+    spec = f"{module(FAILING_APP, db=demo.db)}:app"
+    with Store.open(demo.db) as store:
+        with explain.in_process(store, spec) as running:
+            assert running.snapshot is True
+        token = tokens.issue(store, "rahul").token
+    app = routes.load_app(spec)
+    assert app is running.app  # the same imported object, kept in sys.modules
+    session = Session(app)
+    try:
+        response = session.request("GET", "/whoami", token=token)
+    finally:
+        session.close()
+    assert response.status_code == 200 and response.json()["user"]["username"] == "rahul"
 
 
 # --------------------------------------------------------------------------- expectations cannot pass by mistake

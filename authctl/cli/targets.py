@@ -60,13 +60,9 @@ def add(
         key = targets.read_private_file(key_file, "key file")
     elif key_stdin:
         key = _stdin_bytes()
-    passwords = None
+    passwords = None  # the username:password lines as read: the library parses them
     if passwords_file or passwords_stdin:
-        raw = targets.read_private_file(passwords_file, "passwords file") if passwords_file else _stdin_bytes()
-        try:
-            passwords = targets.parse_passwords(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise InvalidInput("the passwords are not UTF-8 text") from None
+        passwords = targets.read_private_file(passwords_file, "passwords file") if passwords_file else _stdin_bytes()
     with state.open_store() as store:
         target = targets.add(
             store, name, mode=mode, send=send, key=key, alg=alg.value if alg else None, kid=kid, allow_weak=unsafe_weak_secret,
