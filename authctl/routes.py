@@ -1005,8 +1005,8 @@ def path_samples(info: RouteInfo) -> dict[str, str | None]:
     route = info.route
     convertors = _attr(route, "param_convertors", None) or {}
     annotations: dict[str, Any] = {}
-    for field in getattr(_attr(route, "dependant"), "path_params", ()) or ():
-        annotations[field.name] = getattr(getattr(field, "field_info", None), "annotation", None)
+    for param in getattr(_attr(route, "dependant"), "path_params", ()) or ():
+        annotations[param.name] = getattr(getattr(param, "field_info", None), "annotation", None)
     result: dict[str, str | None] = {}
     for name in dict.fromkeys([*convertors, *annotations]):
         annotation = annotations.get(name)
