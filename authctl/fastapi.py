@@ -108,6 +108,7 @@ class Auth:
         self._db = db
         self._store = store
         self._owns_store = store is None
+        self._given_store = store  # what ``use_store(None)`` goes back to
         self._open_lock = threading.Lock()
         from .config import check_environment, check_overrides
 
@@ -160,6 +161,7 @@ class Auth:
         """Serve from another open database from the next request on (``check --live`` snapshots);
         ``None`` goes back to this object's own database."""
         self.close()
+        store = self._given_store if store is None else store
         self._store, self._owns_store = store, store is None
 
     # ------------------------------------------------------------------ dependencies

@@ -631,3 +631,15 @@ def test_repeated_refresh_token_parameters_are_an_invalid_request(client):
     for response in (form, as_json):
         assert response.status_code == 400 and "more than once" in response.json()["detail"]
     assert client.post("/token/refresh", data={"refresh_token": refresh}).status_code == 200  # not used up
+
+
+def test_use_store_none_goes_back_to_the_store_the_auth_was_given(demo_db, tmp_path):
+    """A live check rebinds an app's Auth to a snapshot and back: an ``Auth(store=...)`` returns to
+    that very store, never to whatever ``AUTHCTL_DB`` or ./authctl.db would open."""
+    with Store.open(demo_db) as own, Store.open(demo_db) as snapshot:
+        auth = Auth(store=own)
+        auth.use_store(snapshot)
+        assert auth.store is snapshot
+        auth.use_store(None)
+        assert auth.store is own
+        assert not (tmp_path / "authctl.db").exists()
