@@ -97,18 +97,23 @@ def _response(raw: Any, sent_credentials: bool) -> Response:
     return Response(raw.status_code, headers, body, lint(raw.status_code, headers, body, sent_credentials=sent_credentials))
 
 
+def _client(*, url: str | None, app: Any, timeout: float) -> Any:
+    """The client of one run: the app in-process (its exceptions become 500s), else the server at ``url``;
+    redirects are never followed (a 3xx is an answer of its own)."""
+    import httpx
+
+    if app is not None:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                                 base_url="http://authctl.local", follow_redirects=False, timeout=timeout)
+    return httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
+
+
 async def _send_all(
     requests: Sequence[Request], *, url: str | None, app: Any, timeout: float, on_response: Any = None,
 ) -> list[Response]:
     import httpx
 
-    if app is not None:
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://authctl.local",
-            follow_redirects=False, timeout=timeout,
-        )
-    else:
-        client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
+    client = _client(url=url, app=app, timeout=timeout)
     target = url or "the app"
     responses = []
     logins: dict[Any, Any] = {}
@@ -229,11 +234,7 @@ async def _fetch(path: str, *, url: str | None, app: Any, limit: int, timeout: f
     import httpx
 
     _check_path(path)
-    if app is not None:
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                                   base_url="http://authctl.local", follow_redirects=False, timeout=timeout)
-    else:
-        client = httpx.AsyncClient(base_url=url or DEFAULT_URL, follow_redirects=False, timeout=timeout)
+    client = _client(url=url, app=app, timeout=timeout)
     target = url or "the app"
     chunks: list[bytes] = []
     size = 0
