@@ -112,6 +112,37 @@ class Cell:
     def failed(self) -> bool:
         return self.agrees is False or self.meets_expectation is False
 
+    def summary(self) -> list[tuple[str, str]]:
+        """The cell's short text in pieces, each with what it shows (an outcome's value, ``offline-undecided``,
+        ``agrees``, ``disagrees`` or ``note``), for the terminal table to colour and the reports to join:
+        ``200`` offline; ``200 ✓`` observed and agreeing; ``200 → 422 ✗`` when the server answered otherwise;
+        ``200 · not sent``; observed only: the live status, or ``not sent``; ``?`` undecided offline (a guard)."""
+        parts: list[tuple[str, str]] = []
+        if self.decision is not None and self.undecided:  # a guard decides: ``?`` offline, the live status is the answer
+            if self.live is not None:
+                parts.append((str(self.live_status), self.outcome.value))
+            else:
+                parts.append(("?", "offline-undecided"))
+                if self.not_sent is not None:
+                    parts.append((" · not sent", "note"))
+        elif self.decision is None:  # observed only
+            parts.append(("not sent" if self.live is None else str(self.live_status), self.outcome.value))
+        else:
+            decided = self.decision_outcome
+            parts.append((str(self.decision), decided.value if decided is not None else ""))
+            if self.live is not None:
+                if self.agrees:
+                    parts.append((" ✓", "agrees"))
+                elif self.live_status == self.decision:  # same status, no agreement: a 5xx
+                    parts.append((" ✗", "disagrees"))
+                else:
+                    parts.append((f" → {self.live_status} ✗", "disagrees"))
+            elif self.not_sent is not None:
+                parts.append((" · not sent", "note"))
+        if self.meets_expectation is False and self.expected is not None:
+            parts.append((f" (expected {self.expected.value})", "disagrees"))
+        return parts
+
     def as_dict(self) -> dict[str, Any]:
         decision = self.decision_outcome
         return {

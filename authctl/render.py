@@ -702,32 +702,15 @@ def _native_report(tree: Any, data: dict[str, Any]) -> None:
 
 
 def _cell_text(cell: "Cell") -> "Text":
-    """``200`` offline; ``200 ✓`` observed and agreeing; ``200 → 422 ✗`` when the server answered otherwise;
-    ``200 · not sent``; observed only: the live status, or ``not sent``; ``?`` undecided offline (a guard)."""
-    outcome = cell.outcome.value
-    if cell.decision is not None and cell.undecided:  # a guard decides: ``?`` offline, the live status is the answer
-        if cell.live is not None:
-            shown = text(str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
-        else:
-            shown = text("?", "bold " + _OUTCOME_STYLE["undecided"])
-            if cell.not_sent is not None:
-                shown.append(" · not sent", style="dim")
-    elif cell.decision is None:  # observed only
-        shown = text("not sent" if cell.live is None else str(cell.live_status), _OUTCOME_STYLE.get(outcome, ""))
-    else:
-        decided = cell.decision_outcome
-        shown = text(str(cell.decision), _OUTCOME_STYLE.get(decided.value if decided is not None else "", ""))
-        if cell.live is not None:
-            if cell.agrees:
-                shown.append(" ✓", style="green")
-            elif cell.live_status == cell.decision:  # same status, no agreement: a 5xx
-                shown.append(" ✗", style="bold red")
-            else:
-                shown.append(f" → {cell.live_status} ✗", style="bold red")
-        elif cell.not_sent is not None:
-            shown.append(" · not sent", style="dim")
-    if cell.meets_expectation is False and cell.expected is not None:
-        shown.append(f" (expected {cell.expected.value})", style="bold red")
+    """``Cell.summary`` coloured: outcomes in their colours, agreement green, disagreement red."""
+    def style(kind: str) -> str:
+        return {"offline-undecided": "bold " + _OUTCOME_STYLE["undecided"], "agrees": "green",
+                "disagrees": "bold red", "note": "dim"}.get(kind) or _OUTCOME_STYLE.get(kind, "")
+
+    (first, kind), *rest = cell.summary()
+    shown = text(first, style(kind))  # the first piece's colour is the cell's
+    for piece, kind in rest:
+        shown.append(piece, style=style(kind))
     return shown
 
 

@@ -46,23 +46,8 @@ def _e(value: Any) -> str:
 
 
 def _cell_summary(cell: "Cell") -> str:
-    """The same short text as the terminal table: ``200``, ``200 ✓``, ``200 → 422 ✗``, ``not sent``;
-    ``?`` undecided offline (a guard decides), the live status once observed."""
-    if cell.decision is not None and cell.undecided:
-        shown = "?" if cell.live is None else str(cell.live_status)
-        if cell.live is None and cell.not_sent is not None:
-            shown += " · not sent"
-    elif cell.decision is None:
-        shown = "not sent" if cell.live is None else str(cell.live_status)
-    else:
-        shown = str(cell.decision)
-        if cell.live is not None:
-            shown += " ✓" if cell.agrees else (" ✗" if cell.live_status == cell.decision else f" → {cell.live_status} ✗")
-        elif cell.not_sent is not None:
-            shown += " · not sent"
-    if cell.meets_expectation is False:
-        shown += f" (expected {cell.expected.value})"  # type: ignore[union-attr]
-    return shown
+    """The same short text as the terminal table (``Cell.summary``)."""
+    return "".join(piece for piece, _ in cell.summary())
 
 
 def _trace(cell: "Cell", members: list[str] | None) -> list[str]:
