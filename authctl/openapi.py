@@ -136,7 +136,12 @@ def _parameters(document: Mapping[str, Any], raw: Any) -> list[Mapping[str, Any]
 
 
 def _security(document: Mapping[str, Any], schemes: Mapping[str, Any], declared: Any) -> tuple[str, "Native | None"]:
-    """(public | secured | optional | undeclared, the schemes as ``routes.Native``)."""
+    """(public | secured | optional | undeclared, the schemes as ``routes.Native``).
+
+    Several requirement objects are read as all required, which is what FastAPI means by them (one
+    per security dependency, each enforced). OpenAPI itself means alternatives; for a document
+    meant that way, a caller with only one of them is predicted refused, and the live answer then
+    shows as a disagreement, never as a false agreement."""
     from .routes import Native, Scheme
 
     if declared is None:
