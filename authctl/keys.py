@@ -159,19 +159,9 @@ def secret_entropy_bits(data: bytes) -> float:
 
 
 def _describe(key: Any) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from .keyformats import describe
 
-    if isinstance(key, (bytes, bytearray)):
-        return "a shared secret"
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return f"an RSA key ({key.key_size} bits)"
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        return f"an EC key on {key.curve.name}"
-    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
-        return "an Ed25519 key"
-    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
-        return "an Ed448 key"
-    return f"a {type(key).__name__}"
+    return "a shared secret" if isinstance(key, (bytes, bytearray)) else describe(key)
 
 
 def infer_alg(key: Any) -> str:
